@@ -1,0 +1,99 @@
+"""Event: one entry in a session's history, authored by the user or an agent."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from google.genai import types
+from pydantic import Field
+
+from app.events.event_actions import EventActions
+from app.events.llm_response import LlmResponse
+
+
+def new_event_id() -> str:
+    """Return a fresh event id (a uuid4 string)."""
+    return str(uuid.uuid4())
+
+
+def new_invocation_id() -> str:
+    """Return a fresh invocation id (`e-<uuid4>`)."""
+    return "e-" + str(uuid.uuid4())
+
+
+class Event(LlmResponse):
+    """An LlmResponse with authorship, actions and its place in the session.
+
+    Serializes to the camelCase JSON the HTTP API emits with `to_json()`; both key cases are
+    accepted on input.
+    """
+
+    id: str = Field(default_factory=new_event_id)
+    """Unique id; streamed partial chunks share the id of their final event."""
+
+    invocation_id: str = ""
+    """The invocation (one `run_async` call) that produced the event."""
+
+    author: str
+    """`user` or the name of the agent that produced the event."""
+
+    branch: str | None = None
+    """Dotted agent path (`root.child`) isolating parallel branches' histories."""
+
+    actions: EventActions = Field(default_factory=EventActions)
+    """State and artifact deltas, transfer, escalation."""
+
+    long_running_tool_ids: set[str] | None = None
+    """Ids of function calls whose tools run on after the call returns."""
+
+    timestamp: float = Field(default_factory=time.time)
+    """Seconds since the epoch."""
+
+    seq: int | None = None
+    """Position in the session (1, 2, 3...), set when the event is stored."""
+
+    def is_final_response(self) -> bool:
+        """Return True when this event ends the agent's turn for the user."""
+        if self.actions.skip_summarization or self.long_running_tool_ids:
+            return True
+        if self.error_code and not self.partial and not self.get_function_calls():
+            return True
+        return (
+            not self.get_function_calls()
+            and not self.get_function_responses()
+            and not self.partial
+            and not self.has_trailing_code_execution_result()
+        )
+
+    def get_function_calls(self) -> list[types.FunctionCall]:
+        """Return the function calls in the content, in order."""
+        if self.content is None or not self.content.parts:
+            return []
+        return [p.function_call for p in self.content.parts if p.function_call]
+
+    def get_function_responses(self) -> list[types.FunctionResponse]:
+        """Return the function responses in the content, in order."""
+        if self.content is None or not self.content.parts:
+            return []
+        return [p.function_response for p in self.content.parts if p.function_response]
+
+    def has_trailing_code_execution_result(self) -> bool:
+        """Return True when the last part is a code execution result."""
+        if self.content is None or not self.content.parts:
+            return False
+        return self.content.parts[-1].code_execution_result is not None
+
+    def text(self) -> str:
+        """Return the concatenated text parts (thoughts excluded)."""
+        if self.content is None or not self.content.parts:
+            return ""
+        return "".join(p.text for p in self.content.parts if p.text and not p.thought)
+
+    def to_json(self) -> str:
+        """Serialize as the API does: camelCase, no nulls, bytes as base64."""
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON-compatible dict form of `to_json()`."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

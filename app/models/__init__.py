@@ -1,0 +1,17 @@
+"""Models: the BaseLlm seam, requests and responses, the registry and Gemini."""
+
+from __future__ import annotations
+
+from app.events.llm_response import LlmResponse
+from app.models.base_llm import BaseLlm
+from app.models.base_llm_connection import BaseLlmConnection
+from app.models.llm_request import LlmRequest
+from app.models.registry import LLMRegistry
+
+__all__ = [
+    "BaseLlm",
+    "BaseLlmConnection",
+    "LLMRegistry",
+    "LlmRequest",
+    "LlmResponse",
+]

@@ -1,0 +1,150 @@
+"""BaseSessionService: the contract every session store implements, and its shared logic."""
+
+from __future__ import annotations
+
+import abc
+import base64
+import json
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from app.errors import InvalidRequestError
+from app.events.event import Event
+from app.sessions.session import Session
+from app.sessions.state import State
+
+
+class GetSessionConfig(BaseModel):
+    """Which events `get_session` returns."""
+
+    num_recent_events: int | None = None
+    """Only the newest N events (0: none)."""
+
+    after_timestamp: float | None = None
+    """Only events at or after this time."""
+
+    after_seq: int | None = None
+    """Only events with a greater `seq` (a stream cursor)."""
+
+
+class ListSessionsResponse(BaseModel):
+    """A page of sessions (without events)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    sessions: list[Session] = Field(default_factory=list)
+    next_page_token: str | None = None
+
+
+def encode_page_token(update_time: float, session_id: str) -> str:
+    """Encode a keyset position (newest-first order) as an opaque token."""
+    raw = json.dumps([update_time, session_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> tuple[float, str]:
+    """Decode `encode_page_token`; a malformed token is an InvalidRequestError."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        update_time, session_id = json.loads(base64.urlsafe_b64decode(padded))
+        return float(update_time), str(session_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequestError("Invalid page token.") from exc
+
+
+class BaseSessionService(abc.ABC):
+    """Stores sessions and their events. Subclass it to add a backend."""
+
+    @abc.abstractmethod
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        """Create a session; `temp:` keys in `state` are dropped.
+
+        Raises:
+            AlreadyExistsError: `session_id` is taken for this app and user.
+        """
+
+    @abc.abstractmethod
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Return the session with its (selected) events, or None when it does not exist."""
+
+    @abc.abstractmethod
+    async def list_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> ListSessionsResponse:
+        """List sessions without events, most recently updated first."""
+
+    @abc.abstractmethod
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Delete a session and its events (a no-op when it does not exist)."""
+
+    @abc.abstractmethod
+    async def list_events(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Return stored events with `seq > after_seq`, oldest first, at most `limit`.
+
+        Raises:
+            SessionNotFoundError: the session does not exist.
+        """
+
+    @abc.abstractmethod
+    async def append_event(self, session: Session, event: Event) -> Event:
+        """Store a non-partial event and apply it to `session`; partial events pass through.
+
+        Raises:
+            SessionNotFoundError: the session no longer exists.
+            StaleSessionError: another writer appended since `session` was loaded.
+        """
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release connections and caches."""
+
+    # Shared logic for implementations.
+
+    @staticmethod
+    def _trim_temp_delta(session: Session, event: Event) -> None:
+        """Apply `temp:` keys to the live session, then strip them from the event to store."""
+        delta = event.actions.state_delta
+        if not delta:
+            return
+        temp_keys = [k for k in delta if k.startswith(State.TEMP_PREFIX)]
+        for key in temp_keys:
+            session.state[key] = delta.pop(key)
+
+    @staticmethod
+    def _apply_event(session: Session, event: Event) -> None:
+        """Update the in-memory session after `event` was stored."""
+        if event.actions.state_delta:
+            session.state.update(event.actions.state_delta)
+        session.events.append(event)
+        if event.seq is not None:
+            session.last_seq = event.seq
+        session.last_update_time = event.timestamp if event.timestamp else time.time()
