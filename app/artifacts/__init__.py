@@ -1,0 +1,8 @@
+"""Artifacts: versioned files produced or consumed by agents."""
+
+from __future__ import annotations
+
+from app.artifacts.base_artifact_service import ArtifactVersion, BaseArtifactService
+from app.artifacts.in_memory_artifact_service import InMemoryArtifactService
+
+__all__ = ["ArtifactVersion", "BaseArtifactService", "InMemoryArtifactService"]
