@@ -1,0 +1,17 @@
+"""Public test kit: a scripted model and a fake Gemini server (REST + Live)."""
+
+from __future__ import annotations
+
+from app.testing.fake_gemini import (
+    FakeGemini,
+    FakeGeminiError,
+    FakeLiveInterrupt,
+    serve_fake_gemini,
+)
+
+__all__ = [
+    "FakeGemini",
+    "FakeGeminiError",
+    "FakeLiveInterrupt",
+    "serve_fake_gemini",
+]
