@@ -37,7 +37,9 @@ class BaseMemoryService(abc.ABC):
         """Remember the session's events."""
 
     @abc.abstractmethod
-    async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
+    async def search_memory(
+        self, *, app_name: str, user_id: str, query: str
+    ) -> SearchMemoryResponse:
         """Return memories of this user relevant to `query`."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook

@@ -32,7 +32,9 @@ class InMemoryMemoryService(BaseMemoryService):
         with self._lock:
             self._sessions.setdefault((session.app_name, session.user_id), {})[session.id] = indexed
 
-    async def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
+    async def search_memory(
+        self, *, app_name: str, user_id: str, query: str
+    ) -> SearchMemoryResponse:
         """Return events sharing words with `query`, most shared words first."""
         wanted = _words(query)
         if not wanted:

@@ -46,7 +46,7 @@ class State:
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value for `key`, or `default`."""
-        return self[key] if key in self else default
+        return self[key] if key in self else default  # noqa: SIM401 - State is no dict
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """Return the value for `key`, setting it to `default` first when absent."""

@@ -8,10 +8,18 @@ from app.testing.fake_gemini import (
     FakeLiveInterrupt,
     serve_fake_gemini,
 )
+from app.testing.scripted_model import (
+    ScriptedModel,
+    ScriptExhaustedError,
+    function_call,
+)
 
 __all__ = [
     "FakeGemini",
     "FakeGeminiError",
     "FakeLiveInterrupt",
+    "ScriptExhaustedError",
+    "ScriptedModel",
+    "function_call",
     "serve_fake_gemini",
 ]

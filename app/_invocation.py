@@ -1,0 +1,78 @@
+"""Starting an invocation: the user message, the agent to run, persisting events."""
+
+from __future__ import annotations
+
+from google.genai import types
+
+from app.agents.base_agent import BaseAgent
+from app.agents.invocation_context import InvocationContext
+from app.agents.llm_agent import LlmAgent
+from app.events.event import Event
+from app.events.event_actions import EventActions
+from app.sessions.session import Session
+
+
+def normalize_user_message(message: types.Content) -> types.Content:
+    """Force the user role and refuse function calls in a user message.
+
+    Raises:
+        ValueError: the message contains function-call parts.
+    """
+    if any(part.function_call for part in message.parts or []):
+        raise ValueError("A user message cannot contain function calls.")
+    if message.role != "user":
+        message = message.model_copy(update={"role": "user"})
+    return message
+
+
+def already_stored(session: Session, invocation_id: str, message: types.Content | None) -> bool:
+    """Return True when a retry of `invocation_id` already stored this user message."""
+    for event in reversed(session.events):
+        if event.invocation_id != invocation_id:
+            continue
+        if event.author == "user" and event.content == message:
+            return True
+    return False
+
+
+def user_event(
+    ctx: InvocationContext, message: types.Content | None, state_delta: dict[str, object] | None
+) -> Event:
+    """The event that records the user's message and/or state change."""
+    return Event(
+        invocation_id=ctx.invocation_id,
+        author="user",
+        content=message,
+        actions=EventActions(state_delta=dict(state_delta or {})),
+    )
+
+
+def find_agent_to_run(session: Session, root: BaseAgent) -> BaseAgent:
+    """Pick who answers: the caller of a function the user answered, else the agent that
+    spoke last (if it can hand back up the tree), else the root."""
+    events = session.events
+    if events and events[-1].author == "user":
+        ids = {r.id for r in events[-1].get_function_responses() if r.id}
+        if ids:
+            for event in reversed(events[:-1]):
+                if any(c.id in ids for c in event.get_function_calls()):
+                    return root.find_agent(event.author) or root
+    for event in reversed(events):
+        if event.author == "user":
+            continue
+        if event.author == root.name:
+            return root
+        agent = root.find_sub_agent(event.author)
+        if agent is not None and _can_reach_root(agent):
+            return agent
+    return root
+
+
+def _can_reach_root(agent: BaseAgent) -> bool:
+    """True when every agent from `agent` up to the root may transfer to its parent."""
+    current: BaseAgent | None = agent
+    while current is not None and current.parent_agent is not None:
+        if not isinstance(current, LlmAgent) or current.disallow_transfer_to_parent:
+            return False
+        current = current.parent_agent
+    return True

@@ -1,0 +1,328 @@
+"""Runner and InMemoryRunner: run an agent tree against a session.
+
+`run_async` is the production entry point: it loads the session, records the user message,
+picks the agent to run and yields each event after plugins saw it and the session service
+stored it (partial token chunks are yielded, never stored), so what is streamed equals
+what is stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Generator
+from types import TracebackType
+from typing import Any, Self
+
+from google.genai import types
+
+from app import _invocation
+from app._debug_printer import format_event
+from app._sync_bridge import iterate_in_thread
+from app.agents.base_agent import BaseAgent
+from app.agents.invocation_context import InvocationContext
+from app.agents.live_request_queue import LiveRequestQueue
+from app.agents.run_config import RunConfig, StreamingMode
+from app.apps.app import App, ResumabilityConfig
+from app.artifacts.base_artifact_service import BaseArtifactService
+from app.artifacts.in_memory_artifact_service import InMemoryArtifactService
+from app.auth.credential_service.base_credential_service import BaseCredentialService
+from app.errors import SessionNotFoundError
+from app.events.event import Event, new_invocation_id
+from app.memory.base_memory_service import BaseMemoryService
+from app.memory.in_memory_memory_service import InMemoryMemoryService
+from app.plugins.base_plugin import BasePlugin
+from app.plugins.plugin_manager import PluginManager
+from app.sessions.base_session_service import BaseSessionService
+from app.sessions.in_memory_session_service import InMemorySessionService
+from app.sessions.session import Session
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["InMemoryRunner", "Runner"]
+
+
+class Runner:
+    """Runs an app's agents: sessions in, events out."""
+
+    def __init__(
+        self,
+        *,
+        app: App | None = None,
+        app_name: str | None = None,
+        agent: BaseAgent | None = None,
+        plugins: list[BasePlugin] | None = None,
+        artifact_service: BaseArtifactService | None = None,
+        session_service: BaseSessionService,
+        memory_service: BaseMemoryService | None = None,
+        credential_service: BaseCredentialService | None = None,
+        auto_create_session: bool = False,
+    ) -> None:
+        if app is not None:
+            if agent is not None:
+                raise ValueError("Pass either app or agent, not both.")
+            if plugins is not None:
+                raise ValueError("Plugins belong in App.plugins when an app is given.")
+            if app_name is not None and app_name != app.name:
+                raise ValueError(f"app_name {app_name!r} differs from app.name {app.name!r}.")
+            app_name, agent, plugins = app.name, app.root_agent, app.plugins
+        elif agent is None:
+            raise ValueError("Pass an app or an agent.")
+        elif app_name is None:
+            raise ValueError("app_name is required when an agent is given.")
+        self.app: App | None = app
+        self.app_name: str = app_name
+        self.agent: BaseAgent = agent
+        self.session_service = session_service
+        self.artifact_service = artifact_service
+        self.memory_service = memory_service
+        self.credential_service = credential_service
+        self.auto_create_session = auto_create_session
+        self.plugin_manager = PluginManager(plugins=list(plugins or []))
+        self.context_cache_config: Any = None
+        self.resumability_config: ResumabilityConfig | None = (
+            app.resumability_config if app is not None else None
+        )
+        self._owned_services: list[Any] = []
+
+    # Entry points.
+
+    async def run_async(
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        invocation_id: str | None = None,
+        new_message: types.Content | None = None,
+        state_delta: dict[str, Any] | None = None,
+        run_config: RunConfig | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """Run one invocation and yield its events.
+
+        Raises:
+            SessionNotFoundError: the session does not exist (and auto_create_session is off).
+            ValueError: the message contains function calls.
+        """
+        run_config = run_config or RunConfig()
+        if new_message is not None:
+            new_message = _invocation.normalize_user_message(new_message)
+        session = await self._load_session(user_id, session_id)
+        ctx = self._new_context(session, invocation_id, run_config)
+        plugins = self.plugin_manager
+        if new_message is not None:
+            replaced = await plugins.run(
+                "on_user_message_callback", invocation_context=ctx, user_message=new_message
+            )
+            new_message = replaced or new_message
+            ctx.user_content = new_message
+        if (new_message is not None or state_delta) and not (
+            invocation_id and _invocation.already_stored(session, ctx.invocation_id, new_message)
+        ):
+            await self.session_service.append_event(
+                session, _invocation.user_event(ctx, new_message, state_delta)
+            )
+        try:
+            early = await plugins.run("before_run_callback", invocation_context=ctx)
+            if early is not None:
+                event = Event(
+                    invocation_id=ctx.invocation_id, author=self.agent.name, content=early
+                )
+                yield await self._persist(ctx, event)
+            else:
+                agent = _invocation.find_agent_to_run(session, self.agent)
+                async with contextlib.aclosing(agent.run_async(ctx)) as events:
+                    async for event in events:
+                        yield await self._persist(ctx, event)
+        except GeneratorExit:
+            # The caller stopped early: still let plugins finish their bookkeeping.
+            await plugins.run("after_run_callback", invocation_context=ctx)
+            raise
+        await plugins.run("after_run_callback", invocation_context=ctx)
+
+    def run(
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        new_message: types.Content | None = None,
+        state_delta: dict[str, Any] | None = None,
+        run_config: RunConfig | None = None,
+    ) -> Generator[Event, None, None]:
+        """Sync wrapper of `run_async` for scripts and tests (runs on a background thread)."""
+        return iterate_in_thread(
+            lambda: self.run_async(
+                user_id=user_id,
+                session_id=session_id,
+                new_message=new_message,
+                state_delta=state_delta,
+                run_config=run_config,
+            )
+        )
+
+    async def run_live(
+        self,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        live_request_queue: LiveRequestQueue,
+        run_config: RunConfig | None = None,
+        session: Session | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """Run the agent in live (bidirectional audio) mode, relaying `live_request_queue`.
+
+        `session` is deprecated: pass `user_id` and `session_id`.
+        """
+        run_config = (run_config or RunConfig()).model_copy()
+        run_config.streaming_mode = StreamingMode.BIDI
+        if not run_config.response_modalities:
+            run_config.response_modalities = ["AUDIO"]
+        if session is None:
+            if user_id is None or session_id is None:
+                raise ValueError("Pass user_id and session_id (or the deprecated session).")
+            session = await self._load_session(user_id, session_id)
+        ctx = self._new_context(session, None, run_config)
+        ctx.live_request_queue = live_request_queue
+        plugins = self.plugin_manager
+        try:
+            agent = _invocation.find_agent_to_run(session, self.agent)
+            async with contextlib.aclosing(agent.run_live(ctx)) as events:
+                async for event in events:
+                    yield await self._persist(ctx, event)
+        except GeneratorExit:
+            await plugins.run("after_run_callback", invocation_context=ctx)
+            raise
+        await plugins.run("after_run_callback", invocation_context=ctx)
+
+    async def run_debug(
+        self,
+        user_messages: str | list[str],
+        *,
+        user_id: str = "debug_user_id",
+        session_id: str = "debug_session_id",
+        run_config: RunConfig | None = None,
+        quiet: bool = False,
+        verbose: bool = False,
+    ) -> list[Event]:
+        """Run messages one after another in a (created if needed) session; print a transcript."""
+        messages = [user_messages] if isinstance(user_messages, str) else list(user_messages)
+        session = await self.session_service.get_session(
+            app_name=self.app_name, user_id=user_id, session_id=session_id
+        )
+        if session is None:
+            await self.session_service.create_session(
+                app_name=self.app_name, user_id=user_id, session_id=session_id
+            )
+        collected: list[Event] = []
+        for text in messages:
+            if not quiet:
+                print(f"\nUser > {text}")  # noqa: T201 - run_debug prints by design
+            message = types.Content(role="user", parts=[types.Part(text=text)])
+            async for event in self.run_async(
+                user_id=user_id, session_id=session_id, new_message=message, run_config=run_config
+            ):
+                collected.append(event)
+                if not quiet:
+                    for line in format_event(event, verbose=verbose):
+                        print(line)  # noqa: T201 - run_debug prints by design
+        return collected
+
+    async def close_session(self, session: Session) -> None:
+        """Add the session to the memory service, so later searches can recall it."""
+        if self.memory_service is not None:
+            await self.memory_service.add_session_to_memory(session)
+
+    async def close(self) -> None:
+        """Close plugins (bounded time each) and the services this runner created."""
+        await self.plugin_manager.close()
+        for service in self._owned_services:
+            await service.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # Internals.
+
+    async def _load_session(self, user_id: str, session_id: str) -> Session:
+        session = await self.session_service.get_session(
+            app_name=self.app_name, user_id=user_id, session_id=session_id
+        )
+        if session is not None:
+            return session
+        if not self.auto_create_session:
+            raise SessionNotFoundError(session_id)
+        return await self.session_service.create_session(
+            app_name=self.app_name, user_id=user_id, session_id=session_id
+        )
+
+    def _new_context(
+        self, session: Session, invocation_id: str | None, run_config: RunConfig
+    ) -> InvocationContext:
+        return InvocationContext(
+            invocation_id=invocation_id or new_invocation_id(),
+            agent=self.agent,
+            session=session,
+            session_service=self.session_service,
+            plugin_manager=self.plugin_manager,
+            artifact_service=self.artifact_service,
+            memory_service=self.memory_service,
+            credential_service=self.credential_service,
+            run_config=run_config,
+            resumability_enabled=bool(
+                self.resumability_config and self.resumability_config.is_resumable
+            ),
+        )
+
+    async def _persist(self, ctx: InvocationContext, event: Event) -> Event:
+        """on_event plugins, then store (unless partial): the one path every event takes."""
+        metadata = ctx.run_config.custom_metadata
+        if metadata:
+            event.custom_metadata = {**metadata, **(event.custom_metadata or {})}
+        replaced = await self.plugin_manager.run(
+            "on_event_callback", invocation_context=ctx, event=event
+        )
+        if replaced is not None:
+            event = replaced
+        if not event.partial:
+            await self.session_service.append_event(ctx.session, event)
+        return event
+
+
+class InMemoryRunner(Runner):
+    """A Runner with in-memory session, artifact, memory and credential services."""
+
+    def __init__(
+        self,
+        agent: BaseAgent | None = None,
+        *,
+        app_name: str | None = None,
+        plugins: list[BasePlugin] | None = None,
+        app: App | None = None,
+    ) -> None:
+        from app.auth.credential_service.in_memory_credential_service import (
+            InMemoryCredentialService,
+        )
+
+        if app is None and app_name is None:
+            app_name = "InMemoryRunner"
+        session_service = InMemorySessionService()
+        artifact_service = InMemoryArtifactService()
+        memory_service = InMemoryMemoryService()
+        super().__init__(
+            app=app,
+            app_name=app_name,
+            agent=agent,
+            plugins=plugins,
+            session_service=session_service,
+            artifact_service=artifact_service,
+            memory_service=memory_service,
+            credential_service=InMemoryCredentialService(),
+        )
+        self._owned_services = [session_service, artifact_service, memory_service]
