@@ -1,0 +1,369 @@
+"""The response of `POST ...:run`: drives one Runner invocation and streams its events.
+
+Both variants (SSE and JSON) are ASGI responses that run the whole invocation in the request's
+own task, so the runner's generator never changes task. The first event is pulled *before* the
+response starts: a missing session, a run already in progress or a bad message then raises
+before any byte is sent, and the app's error handlers answer with the proper 4xx. This saves
+the separate existence query a dependency would need on every run.
+
+A second task owned by the response watches for the client disconnecting (and, for SSE, sends
+`: ping` comments while the run is idle). A disconnect cancels the run; cleanup then runs
+shielded and bounded, and answers any function call the run left open so the session stays
+usable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio import CancelScope
+from google.genai import types
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from app.agents import RunConfig
+from app.errors import AgentServiceError, AlreadyExistsError, SessionNotFoundError
+from app.events.event import Event
+from app.runners import Runner
+from app.server import _sse
+from app.server.errors import problem_for
+from app.server.registry import RunnerRegistry
+from app.sessions import GetSessionConfig
+
+logger = logging.getLogger(__name__)
+
+CLEANUP_TIMEOUT_SECONDS = 5.0
+"""Bound on the shielded cleanup after a cancelled run."""
+
+CANCELLED_RESPONSE = {"error": "cancelled: the client disconnected"}
+"""Function response stored for calls a disconnected run left unanswered."""
+
+_RECENT_EVENTS_FOR_REPAIR = 20
+
+
+@dataclass
+class RunArgs:
+    """What one run needs, resolved from the request by the route."""
+
+    registry: RunnerRegistry
+    runner: Runner
+    app_name: str
+    user_id: str
+    session_id: str
+    new_message: types.Content | None
+    state_delta: dict[str, Any] | None
+    invocation_id: str | None
+    run_config: RunConfig
+    create_session: bool
+    keepalive_seconds: float = 15.0
+
+
+@dataclass
+class _Progress:
+    """What the run produced so far (for the end frame and the cleanup)."""
+
+    invocation_id: str | None = None
+    last_seq: int | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+class _RunResponse(Response):
+    """Common machinery; subclasses decide how events reach the client."""
+
+    def __init__(self, args: RunArgs) -> None:
+        # Starlette's Response.__init__ would render a body; this response streams its own.
+        self.args = args
+        self.status_code = 200
+        self.background = None
+        self.progress = _Progress(invocation_id=args.invocation_id)
+        self.started = False
+        self.disconnected = False
+        self.last_send = time.monotonic()
+        self._send: Send | None = None
+        self._early_error: BaseException | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        args = self.args
+        self._send = send
+        key = args.registry.claim_session(args.app_name, args.user_id, args.session_id)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch, receive, tg.cancel_scope)
+                try:
+                    await self._drive()
+                finally:
+                    tg.cancel_scope.cancel()  # stop the watcher
+        finally:
+            args.registry.release_session(key)
+        if self._early_error is not None:
+            # Nothing was sent: the app's error handlers answer with the right status.
+            raise self._early_error
+
+    # Subclass hooks.
+
+    async def _on_start(self) -> None:
+        """Called once the first event is in hand, before it is delivered."""
+
+    async def _on_event(self, event: Event) -> None:
+        """Deliver one event."""
+
+    async def _on_finish(self, error: BaseException | None) -> None:
+        """Called after the last event, or after an error once the response started."""
+
+    async def _on_idle(self) -> None:
+        """Called by the watcher when nothing was sent for `keepalive_seconds`."""
+
+    # The run.
+
+    def _open(self) -> Any:
+        args = self.args
+        return args.runner.run_async(
+            user_id=args.user_id,
+            session_id=args.session_id,
+            invocation_id=args.invocation_id,
+            new_message=args.new_message,
+            state_delta=args.state_delta,
+            run_config=args.run_config,
+        )
+
+    async def _first_event(self) -> tuple[Any, Event | None]:
+        """Start the run and pull its first event; raises before anything is sent."""
+        events = self._open()
+        try:
+            return events, await events.__anext__()
+        except StopAsyncIteration:
+            return events, None
+        except SessionNotFoundError:
+            await events.aclose()
+            if not self.args.create_session:
+                raise
+        args = self.args
+        with contextlib.suppress(AlreadyExistsError):  # created concurrently: run on it
+            await args.runner.session_service.create_session(
+                app_name=args.app_name, user_id=args.user_id, session_id=args.session_id
+            )
+        events = self._open()
+        try:
+            return events, await events.__anext__()
+        except StopAsyncIteration:
+            return events, None
+
+    async def _drive(self) -> None:
+        events: Any = None
+        error: BaseException | None = None
+        try:
+            try:
+                events, first = await self._first_event()
+            except Exception as exc:  # re-raised by __call__ before any byte
+                if not self.started:
+                    self._early_error = exc
+                    return
+                raise  # the watcher started the response while the run was idle
+            await self._start()
+            if first is not None:
+                await self._deliver(first)
+                async for event in events:
+                    await self._deliver(event)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):
+                await self._cleanup_cancelled(events)
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported in-band, the stream already started
+            error = exc
+            _log_run_error(self.args, exc)
+        if events is not None:
+            await events.aclose()
+        await self._on_finish(error)
+
+    async def _start(self) -> None:
+        """Send the response head once (the run or the idle watcher may get here first)."""
+        if not self.started:
+            self.started = True  # set before awaiting: the other task must not start it too
+            await self._on_start()
+
+    async def _deliver(self, event: Event) -> None:
+        progress = self.progress
+        if progress.invocation_id is None:
+            progress.invocation_id = event.invocation_id
+        if event.seq is not None and not event.partial:
+            progress.last_seq = event.seq
+        await self._on_event(event)
+
+    async def _cleanup_cancelled(self, events: Any) -> None:
+        """Stop the run, answer the calls it left open, and end the stream if we still can."""
+        if events is not None:
+            try:
+                await events.aclose()
+            except Exception:
+                logger.exception("closing a cancelled run failed session=%s", self.args.session_id)
+        try:
+            await self._answer_dangling_calls()
+        except Exception:
+            logger.exception("repairing a cancelled run failed session=%s", self.args.session_id)
+        if self.started and not self.disconnected:
+            await self._on_cancelled()
+
+    async def _on_cancelled(self) -> None:
+        """Tell a still-connected client that the run was cancelled (server shutdown)."""
+
+    async def _answer_dangling_calls(self) -> None:
+        """Append an error function response for each call the cancelled run left open."""
+        args = self.args
+        service = args.runner.session_service
+        session = await service.get_session(
+            app_name=args.app_name,
+            user_id=args.user_id,
+            session_id=args.session_id,
+            config=GetSessionConfig(num_recent_events=_RECENT_EVENTS_FOR_REPAIR),
+        )
+        if session is None:
+            return
+        answered = {r.id for e in session.events for r in e.get_function_responses()}
+        invocation = self.progress.invocation_id
+        for event in list(session.events):
+            if invocation is not None and event.invocation_id != invocation:
+                continue
+            pending = [
+                call
+                for call in event.get_function_calls()
+                if call.id not in answered and call.id not in (event.long_running_tool_ids or ())
+            ]
+            if not pending:
+                continue
+            reply = Event(
+                author=event.author,
+                invocation_id=event.invocation_id,
+                branch=event.branch,
+                content=types.Content(
+                    role="user",
+                    parts=[
+                        types.Part(
+                            function_response=types.FunctionResponse(
+                                id=call.id, name=call.name, response=dict(CANCELLED_RESPONSE)
+                            )
+                        )
+                        for call in pending
+                    ],
+                ),
+            )
+            await service.append_event(session, reply)
+            logger.info(
+                "answered calls left open by a cancelled run session=%s invocation=%s calls=%d",
+                args.session_id,
+                event.invocation_id,
+                len(pending),
+            )
+
+    async def _watch(self, receive: Receive, scope: CancelScope) -> None:
+        """Cancel the run when the client goes away; call `_on_idle` while it is quiet."""
+        keepalive = self.args.keepalive_seconds
+        while True:
+            wait = max(keepalive - (time.monotonic() - self.last_send), 0.01)
+            message = None
+            with anyio.move_on_after(wait):
+                message = await receive()
+            if message is None:
+                if time.monotonic() - self.last_send >= keepalive:
+                    await self._on_idle()
+                continue
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                scope.cancel()
+                return
+
+    async def _send_bytes(self, body: bytes) -> None:
+        assert self._send is not None
+        self.last_send = time.monotonic()
+        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+class SSERunResponse(_RunResponse):
+    """Streams the run as Server-Sent Events (see `_sse`)."""
+
+    media_type = "text/event-stream"
+
+    async def _on_start(self) -> None:
+        assert self._send is not None
+        await self._send({"type": "http.response.start", "status": 200, "headers": _sse.HEADERS})
+
+    async def _on_event(self, event: Event) -> None:
+        await self._send_bytes(_sse.event_frame(event))
+
+    async def _on_idle(self) -> None:
+        # A run still waiting for its first event commits to 200 here, so that proxies and
+        # clients see the stream alive; errors from then on are in-band.
+        await self._start()
+        await self._send_bytes(_sse.PING)
+
+    async def _on_finish(self, error: BaseException | None) -> None:
+        progress = self.progress
+        tail = b""
+        if error is not None:
+            tail = _sse.error_frame(problem_for(error))
+        reason = "completed" if error is None else "error"
+        tail += _sse.end_frame(progress.invocation_id, progress.last_seq, reason)
+        assert self._send is not None
+        await self._send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _on_cancelled(self) -> None:
+        progress = self.progress
+        frame = _sse.end_frame(progress.invocation_id, progress.last_seq, "cancelled")
+        assert self._send is not None
+        await self._send({"type": "http.response.body", "body": frame, "more_body": False})
+
+
+class JSONRunResponse(_RunResponse):
+    """Collects the run's stored events and answers `{"events": [...]}` when it ends."""
+
+    media_type = "application/json"
+
+    def __init__(self, args: RunArgs) -> None:
+        super().__init__(args)
+        self._encoded: list[bytes] = []
+
+    async def _on_event(self, event: Event) -> None:
+        if not event.partial:
+            self._encoded.append(event.to_json().encode())
+
+    async def _on_finish(self, error: BaseException | None) -> None:
+        events = b"[" + b",".join(self._encoded) + b"]"
+        if error is None:
+            status = 200
+            media_type = b"application/json"
+            body = b'{"events":' + events + b"}"
+        else:
+            problem = problem_for(error)
+            status = problem["status"]
+            media_type = b"application/problem+json"
+            body = json.dumps(problem).encode()[:-1] + b',"events":' + events + b"}"
+        assert self._send is not None
+        await self._send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", media_type),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _log_run_error(args: RunArgs, exc: BaseException) -> None:
+    if isinstance(exc, AgentServiceError) and problem_for(exc)["status"] != 500:
+        logger.warning(
+            "run failed app=%s session=%s code=%s error=%s",
+            args.app_name,
+            args.session_id,
+            exc.code,
+            exc,
+        )
+    else:
+        logger.error("run failed app=%s session=%s", args.app_name, args.session_id, exc_info=exc)

@@ -1,0 +1,158 @@
+"""create_app(): the FastAPI application factory and its lifespan.
+
+`uvicorn --factory app.server.app:create_app` calls it with no arguments (settings from the
+environment), so `--workers N` works; tests pass a `Settings`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+
+import app as app_package
+from app.artifacts import BaseArtifactService, InMemoryArtifactService
+from app.errors import ConfigError
+from app.memory import InMemoryMemoryService
+from app.server.deps import Services
+from app.server.errors import install_error_handlers
+from app.server.limits import BodySizeLimitMiddleware
+from app.server.loader import BrokenApp, load_agents
+from app.server.registry import RunnerRegistry
+from app.server.routes import ROUTERS
+from app.server.settings import Settings, load_settings
+from app.sessions import BaseSessionService, InMemorySessionService
+
+logger = logging.getLogger(__name__)
+
+MEMORY_URL = "memory://"
+"""`AGENT_SERVICE_DATABASE_URL` value for sessions kept in process memory (lost on restart)."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; services are created in its lifespan, not here."""
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="agent-service",
+        version=app_package.__version__,
+        summary="Run agents and serve them to frontends over HTTP and Server-Sent Events.",
+        lifespan=_lifespan(settings),
+    )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    # add_middleware wraps: the last one added is the outermost. CORS goes outside so that
+    # 413s carry CORS headers; gzip skips text/event-stream by default.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["*"],
+        )
+    return app
+
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AsyncIterator[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await build_services(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await close_services(services)
+
+    return lifespan  # type: ignore[return-value]
+
+
+async def build_services(settings: Settings) -> Services:
+    """Open the session store, check its schema, load the agents and build their Runners.
+
+    Raises:
+        ConfigError: the schema is not at the migration head (and `migrate_on_start` is off).
+        DatabaseUnavailableError: the database cannot be reached.
+    """
+    sessions, check_ready = await open_session_service(settings)
+    artifacts: BaseArtifactService = InMemoryArtifactService()
+    memory = InMemoryMemoryService()
+    try:
+        loaded = load_agents(settings.agents_dir)
+        registry = RunnerRegistry(
+            loaded,
+            session_service=sessions,
+            artifact_service=artifacts,
+            memory_service=memory,
+            auto_create_session=settings.auto_create_session,
+        )
+    except BaseException:
+        await sessions.close()
+        raise
+    broken = [entry.name for entry in loaded if isinstance(entry, BrokenApp)]
+    logger.info(
+        "agents loaded dir=%s apps=%s broken=%s",
+        settings.agents_dir,
+        ",".join(registry.names) or "-",
+        ",".join(broken) or "-",
+    )
+    return Services(
+        settings=settings,
+        sessions=sessions,
+        artifacts=artifacts,
+        memory=memory,
+        runners=registry,
+        check_ready=check_ready,
+    )
+
+
+async def close_services(services: Services) -> None:
+    """Close the Runners, then the stores they use."""
+    try:
+        await services.runners.close()
+    finally:
+        await services.artifacts.close()
+        await services.sessions.close()
+
+
+async def open_session_service(
+    settings: Settings,
+) -> tuple[BaseSessionService, Callable[[], Awaitable[None]]]:
+    """Return the configured session service and its readiness check."""
+    url = settings.database_url
+    if url == MEMORY_URL:
+
+        async def always_ready() -> None:
+            return None
+
+        return InMemorySessionService(), always_ready
+
+    from app.sessions import migration
+    from app.sessions._engine import redact
+    from app.sessions.database_session_service import DatabaseSessionService
+
+    if not await migration.is_at_head(url):
+        if not settings.migrate_on_start:
+            raise ConfigError(
+                f"The database {redact(url)} is not at the newest schema revision; run "
+                "`agent-service migrate` first (or set AGENT_SERVICE_MIGRATE_ON_START=true)."
+            )
+        logger.info("migrating database url=%s", redact(url))
+        await migration.upgrade(url)
+    service = DatabaseSessionService(url)
+
+    async def check_ready() -> None:
+        from app.errors import DatabaseUnavailableError
+
+        if not await migration.is_at_head(url):
+            raise DatabaseUnavailableError(
+                "The database schema is not at the newest revision; run `agent-service migrate`."
+            )
+
+    return service, check_ready

@@ -1,0 +1,17 @@
+"""One router per resource."""
+
+from __future__ import annotations
+
+from app.server.routes import apps, artifacts, events, health, runs, sessions
+
+ROUTERS = [
+    health.router,
+    apps.router,
+    runs.router,
+    sessions.router,
+    events.router,
+    artifacts.router,
+]
+"""Routers in registration order (`:run` before the plain session routes)."""
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,37 @@
+"""A session's event log, paged by `seq`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.server.deps import AppName, SessionId, Sessions, UserId
+from app.server.schemas import EventListOut, ProblemOut
+
+router = APIRouter(tags=["events"])
+
+
+@router.get(
+    "/apps/{app}/users/{uid}/sessions/{sid}/events",
+    response_model=EventListOut,
+    responses={404: {"model": ProblemOut}},
+)
+async def list_events(
+    app: AppName,
+    uid: UserId,
+    sid: SessionId,
+    sessions: Sessions,
+    after: Annotated[int, Query(ge=0, description="Return events with a greater seq.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Return stored events after a `seq` cursor; `nextAfter` is set when more remain."""
+    events = await sessions.list_events(
+        app_name=app, user_id=uid, session_id=sid, after_seq=after, limit=limit + 1
+    )
+    more = len(events) > limit
+    events = events[:limit]
+    body = '{"events":[' + ",".join(e.to_json() for e in events) + "]"
+    if more and events:
+        body += f',"nextAfter":{events[-1].seq}'
+    return Response(content=body + "}", media_type="application/json")

@@ -1,0 +1,249 @@
+"""Request and response bodies of the HTTP API.
+
+Output is camelCase; input accepts camelCase and snake_case. Request bodies forbid unknown
+fields, so a typo is a 422 rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Self
+
+from google.genai import types
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from app.artifacts import ArtifactVersion
+from app.events.event import Event
+from app.sessions import Session
+
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+"""Ids (app, user, session, artifact names): any text without control characters."""
+
+SessionIdField = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
+
+
+class _In(BaseModel):
+    """Base of request bodies: camelCase or snake_case keys, unknown keys refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+    )
+
+
+class _Out(BaseModel):
+    """Base of response bodies: camelCase keys."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+# Requests
+
+
+class CreateSessionRequest(_In):
+    """Body of `POST /apps/{app}/users/{uid}/sessions`; every field is optional."""
+
+    session_id: SessionIdField | None = None
+    """Id to use; a uuid is generated when omitted."""
+
+    state: dict[str, Any] | None = None
+    """Initial state; `app:`/`user:` keys go to the shared scopes, `temp:` keys are dropped."""
+
+
+class PatchSessionRequest(_In):
+    """Body of `PATCH .../sessions/{sid}`."""
+
+    state_delta: dict[str, Any] = Field(min_length=1)
+    """Keys to set; stored as one state-only event authored `user`."""
+
+
+class RunConfigRequest(_In):
+    """The subset of RunConfig a client may set."""
+
+    max_llm_calls: int | None = Field(default=None, ge=1, le=1000)
+    """Most model calls the run may make."""
+
+    custom_metadata: dict[str, Any] | None = None
+    """Copied onto the run's events as `customMetadata`."""
+
+
+class RunRequest(_In):
+    """Body of `POST .../sessions/{sid}:run`."""
+
+    new_message: types.Content | None = None
+    """The user's message; its role is forced to `user`."""
+
+    state_delta: dict[str, Any] | None = None
+    """State to set before the run."""
+
+    invocation_id: str | None = Field(default=None, min_length=1, max_length=128)
+    """Resume this invocation instead of starting a new one."""
+
+    streaming: bool = False
+    """Token streaming: partial events precede each final model event."""
+
+    create_session: bool = False
+    """Create the session when it does not exist instead of answering 404."""
+
+    run_config: RunConfigRequest | None = None
+    """Run options (safe subset)."""
+
+    @field_validator("new_message")
+    @classmethod
+    def _user_message(cls, value: types.Content | None) -> types.Content | None:
+        if value is None:
+            return None
+        if not value.parts:
+            raise ValueError("newMessage needs at least one part")
+        if any(part.function_call for part in value.parts):
+            raise ValueError("newMessage cannot contain function calls")
+        value.role = "user"
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> Self:
+        if self.new_message is None and self.invocation_id is None and not self.state_delta:
+            raise ValueError("newMessage is required unless invocationId or stateDelta is given")
+        return self
+
+
+# Responses
+
+
+class HealthOut(_Out):
+    """`GET /healthz` and `GET /readyz`."""
+
+    status: str
+
+
+class ToolOut(_Out):
+    """A tool an agent can call."""
+
+    name: str
+    description: str = ""
+
+
+class AgentOut(_Out):
+    """An agent and its sub-agents."""
+
+    name: str
+    description: str = ""
+    tools: list[ToolOut] = Field(default_factory=list)
+    sub_agents: list[AgentOut] = Field(default_factory=list)
+
+
+class AppOut(_Out):
+    """One app: its root agent, or the error that kept it from loading."""
+
+    name: str
+    available: bool = True
+    description: str = ""
+    root_agent: AgentOut | None = None
+    error: str | None = None
+
+
+class AppListOut(_Out):
+    """`GET /apps`."""
+
+    apps: list[AppOut]
+
+
+class SessionSummaryOut(_Out):
+    """A session without its events."""
+
+    id: str
+    app_name: str
+    user_id: str
+    state: dict[str, Any]
+    last_update_time: float
+    last_seq: int
+
+    @classmethod
+    def from_session(cls, session: Session) -> SessionSummaryOut:
+        """Copy the fields of a session, leaving its events out."""
+        return cls(
+            id=session.id,
+            app_name=session.app_name,
+            user_id=session.user_id,
+            state=session.state,
+            last_update_time=session.last_update_time,
+            last_seq=session.last_seq,
+        )
+
+
+class SessionListOut(_Out):
+    """`GET .../sessions`: a page, newest update first."""
+
+    sessions: list[SessionSummaryOut]
+    next_page_token: str | None = None
+
+
+class EventListOut(_Out):
+    """`GET .../events`: events in `seq` order; `nextAfter` is set when more remain."""
+
+    events: list[Event]
+    next_after: int | None = None
+
+
+class RunResultOut(_Out):
+    """`POST ...:run` with `Accept: application/json`: the stored events of the run."""
+
+    events: list[Event]
+
+
+class ArtifactListOut(_Out):
+    """`GET .../artifacts`."""
+
+    artifacts: list[str]
+
+
+class ArtifactVersionListOut(_Out):
+    """`GET .../artifacts/{name}/versions`."""
+
+    versions: list[ArtifactVersion]
+
+
+class ProblemOut(_Out):
+    """An RFC 9457 problem (`application/problem+json`)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+
+__all__ = [
+    "AgentOut",
+    "AppListOut",
+    "AppOut",
+    "ArtifactListOut",
+    "ArtifactVersionListOut",
+    "CreateSessionRequest",
+    "EventListOut",
+    "HealthOut",
+    "PatchSessionRequest",
+    "ProblemOut",
+    "RunConfigRequest",
+    "RunRequest",
+    "RunResultOut",
+    "SessionListOut",
+    "SessionSummaryOut",
+    "ToolOut",
+]

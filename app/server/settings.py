@@ -1,0 +1,75 @@
+"""Settings: the server's configuration, read from `AGENT_SERVICE_*` environment variables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import pydantic_settings
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.errors import ConfigError
+
+ENV_PREFIX = "AGENT_SERVICE_"
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+class Settings(BaseSettings):
+    """Everything the server reads from the environment; built once by `load_settings()`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./data/agent-service.db"
+    """SQLAlchemy async URL (`postgresql+asyncpg://…`, `sqlite+aiosqlite:///…`) or `memory://`."""
+
+    agents_dir: Path = Path("./agents")
+    """Folder of apps: each sub-folder with an `agent.py` (or package) is one app."""
+
+    host: str = "127.0.0.1"
+    """Interface `agent-service serve` binds to."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Port `agent-service serve` listens on."""
+
+    cors_origins: list[str] = []
+    """Origins allowed by CORS, as JSON: `["http://localhost:5173"]`. Empty: CORS off."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body accepted; larger ones get 413 before they are read."""
+
+    log_level: LogLevel = "info"
+    """Log level of the server and uvicorn."""
+
+    auto_create_session: bool = False
+    """Create a missing session on `:run` even without `createSession: true`."""
+
+    migrate_on_start: bool = False
+    """Apply pending migrations at start-up instead of refusing to start."""
+
+    keepalive_seconds: float = Field(default=15.0, gt=0, le=3600)
+    """Idle time after which an SSE stream gets a `: ping` comment."""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+def load_settings() -> Settings:
+    """Read the environment; on bad input, name the variables at fault.
+
+    Raises:
+        ConfigError: a variable is malformed (e.g. `AGENT_SERVICE_PORT=99999`).
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        names = sorted({ENV_PREFIX + str(e["loc"][0]).upper() for e in exc.errors() if e["loc"]})
+        raise ConfigError(f"invalid settings: {', '.join(names)}") from exc
+    except pydantic_settings.SettingsError as exc:  # e.g. a list variable that is not JSON
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = ENV_PREFIX + match.group(1).upper() if match else str(exc)
+        raise ConfigError(f"invalid settings: {name} (expected JSON)") from exc
