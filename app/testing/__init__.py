@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.testing.demo_model import DemoModel
 from app.testing.fake_gemini import (
     FakeGemini,
     FakeGeminiError,
@@ -15,6 +16,7 @@ from app.testing.scripted_model import (
 )
 
 __all__ = [
+    "DemoModel",
     "FakeGemini",
     "FakeGeminiError",
     "FakeLiveInterrupt",

@@ -1,0 +1,1 @@
+"""Example app `assistant`: one agent with weather, clock and calculator tools."""
