@@ -69,9 +69,13 @@ def find_agent_to_run(session: Session, root: BaseAgent) -> BaseAgent:
 
 
 def _can_reach_root(agent: BaseAgent) -> bool:
-    """True when every agent from `agent` up to the root may transfer to its parent."""
+    """True when `agent` and every ancestor are LlmAgents that may hand back to their parent.
+
+    A workflow agent (sequential, parallel, loop) anywhere above means the next turn must
+    start from the root again, so the workflow runs as designed.
+    """
     current: BaseAgent | None = agent
-    while current is not None and current.parent_agent is not None:
+    while current is not None:
         if not isinstance(current, LlmAgent) or current.disallow_transfer_to_parent:
             return False
         current = current.parent_agent

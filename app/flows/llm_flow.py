@@ -68,6 +68,10 @@ async def _run_one_step(ctx: InvocationContext) -> AsyncGenerator[Event, None]:
         if response_event is None:
             return
         yield response_event
+        if event.long_running_tool_ids and ctx.resumability_enabled:
+            # Resumable apps pause here; the client resumes with the real function response.
+            ctx.end_invocation = True
+            return
         target_name = response_event.actions.transfer_to_agent
         if target_name:
             target = agent.root_agent.find_agent(target_name)
