@@ -340,10 +340,10 @@ class _LiveSession:
             if isinstance(blob, dict) and str(_get(blob, "mime_type") or "audio").startswith(
                 "audio"
             ):
-                self.heard_bytes += len(base64.b64decode(_get(blob, "data") or ""))
+                self.heard_bytes += _decoded_size(_get(blob, "data"))
         for blob in _get(realtime, "media_chunks") or []:
             if str(_get(blob, "mime_type") or "").startswith("audio"):
-                self.heard_bytes += len(base64.b64decode(_get(blob, "data") or ""))
+                self.heard_bytes += _decoded_size(_get(blob, "data"))
         text = _get(realtime, "text")
         if isinstance(text, str):
             return (text, False)
@@ -540,6 +540,17 @@ def _part_json(part: types.Part) -> dict[str, Any]:
 def _words(text: str) -> list[str]:
     """Split `text` into chunks of one word each; they join back to `text`."""
     return [w for w in re.split(r"(?<=\s)(?=\S)", text) if w] or [text]
+
+
+def _decoded_size(data: Any) -> int:
+    """Return the size of base64 `data`; the SDK sends the URL-safe alphabet."""
+    if not isinstance(data, str):
+        return 0
+    try:
+        padded = data.replace("+", "-").replace("/", "_") + "=" * (-len(data) % 4)
+        return len(base64.urlsafe_b64decode(padded))
+    except ValueError:  # binascii.Error: not base64 at all; count nothing
+        return 0
 
 
 def _text_of(content: Any) -> str:

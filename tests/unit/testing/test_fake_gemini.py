@@ -257,6 +257,22 @@ async def test_live_audio_turn_transcribes_and_answers_with_pcm(served: ServedFa
     assert contents[-2:] == [{"generationComplete": True}, {"turnComplete": True}]
 
 
+async def test_live_counts_url_safe_base64_audio_as_the_sdk_sends_it(
+    served: ServedFakeGemini,
+) -> None:
+    served.fake.add("ok")
+    ws = await open_live(served, {"generationConfig": {"responseModalities": ["AUDIO"]}})
+    async with ws:
+        audio = {
+            "data": base64.urlsafe_b64encode(b"\xff\xfe\xfb").decode(),
+            "mimeType": "audio/pcm",
+        }
+        await ws.send(json.dumps({"realtime_input": {"audio": audio}}))
+        await ws.send(json.dumps({"realtime_input": {"audioStreamEnd": True}}))
+        messages = await read_until(ws, "inputTranscription")
+    assert messages[-1]["serverContent"]["inputTranscription"]["text"] == "(3 bytes heard)"
+
+
 async def test_live_activity_end_after_audio_ends_the_turn(served: ServedFakeGemini) -> None:
     served.fake.add("ok")
     ws = await open_live(served, {"generationConfig": {"responseModalities": ["TEXT"]}})
