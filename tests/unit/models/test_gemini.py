@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -238,6 +239,27 @@ async def test_connection_refused_becomes_unavailable(stream: bool) -> None:
         await llm.aclose()
     assert response.error_code == "UNAVAILABLE"
     assert response.error_message
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_cancelling_a_call_in_flight_propagates(stream: bool) -> None:
+    connected = asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        await reader.read()  # until the client goes away; never answers
+        writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    llm = Gemini(http_options=types.HttpOptions(base_url=f"http://127.0.0.1:{port}"))
+    async with server:
+        task = asyncio.create_task(collect(llm, request(user("hi")), stream=stream))
+        await connected.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await llm.aclose()
 
 
 async def test_environment_picks_key_and_base_url(
