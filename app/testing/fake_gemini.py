@@ -34,7 +34,7 @@ import struct
 import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, NoReturn, TypeAlias
@@ -224,8 +224,9 @@ class FakeGemini:
         if isinstance(item, FakeLiveInterrupt):
             return _error(FakeGeminiError(500, "FakeGemini: FakeLiveInterrupt is Live-only."))
         if method == "generateContent":
-            chunks = [item] if isinstance(item, dict) else [self._response(model, body, item)]
-            return JSONResponse(chunks[0])
+            return JSONResponse(
+                item if isinstance(item, dict) else self._response(model, body, item)
+            )
         chunks = [item] if isinstance(item, dict) else self._stream_chunks(model, body, item)
         if request.query_params.get("alt") != "sse":
             return JSONResponse(chunks)
@@ -236,7 +237,7 @@ class FakeGemini:
         self, model: str, body: dict[str, Any], item: str | types.Part | Sequence[types.Part]
     ) -> dict[str, Any]:
         parts = self._parts_of(item)
-        return self._chunk(model, parts, final=_usage(body, parts, "candidatesTokenCount"))
+        return self._chunk(model, parts, final=_usage(body, parts))
 
     def _stream_chunks(
         self, model: str, body: dict[str, Any], item: str | types.Part | Sequence[types.Part]
@@ -248,7 +249,8 @@ class FakeGemini:
                 pieces.append(part)
             else:
                 pieces.extend(part.model_copy(update={"text": t}) for t in _words(part.text))
-        usage = _usage(body, parts, "candidatesTokenCount")
+        usage = _usage(body, parts)
+        pieces = pieces or [types.Part(text="")]
         response_id = f"fake-response-{next(self._response_ids)}"
         return [
             self._chunk(
@@ -300,7 +302,6 @@ class _LiveSession:
     audio: bool = False
     resumable: bool = False
     heard_bytes: int = 0
-    pending: deque[dict[str, Any]] = field(default_factory=deque)
 
     async def run(self) -> None:
         setup = _get(await self._frame(), "setup")
@@ -335,15 +336,12 @@ class _LiveSession:
         realtime = _get(frame, "realtime_input")
         if not isinstance(realtime, dict):
             return None
-        for key in ("audio", "media", "video"):
-            blob = _get(realtime, key)
-            if isinstance(blob, dict) and str(_get(blob, "mime_type") or "audio").startswith(
-                "audio"
-            ):
-                self.heard_bytes += _decoded_size(_get(blob, "data"))
-        for blob in _get(realtime, "media_chunks") or []:
-            if str(_get(blob, "mime_type") or "").startswith("audio"):
-                self.heard_bytes += _decoded_size(_get(blob, "data"))
+        audio = _get(realtime, "audio")
+        blobs = [audio] if isinstance(audio, dict) else []
+        for blob in [_get(realtime, "media"), *(_get(realtime, "media_chunks") or [])]:
+            if isinstance(blob, dict) and str(_get(blob, "mime_type")).startswith("audio"):
+                blobs.append(blob)
+        self.heard_bytes += sum(_decoded_size(_get(blob, "data")) for blob in blobs)
         text = _get(realtime, "text")
         if isinstance(text, str):
             return (text, False)
@@ -567,10 +565,15 @@ def _count_words(body: dict[str, Any]) -> int:
     return sum(len(_text_of(c).split()) for c in contents)
 
 
-def _usage(body: dict[str, Any], parts: list[types.Part], out_key: str) -> dict[str, int]:
+def _usage(body: dict[str, Any], parts: list[types.Part]) -> dict[str, int]:
+    """Count a token per word (a non-text part counts one); deterministic, not realistic."""
     prompt = max(1, _count_words(body))
     out = sum(len(p.text.split()) if p.text is not None else 1 for p in parts)
-    return {"promptTokenCount": prompt, out_key: out, "totalTokenCount": prompt + out}
+    return {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": out,
+        "totalTokenCount": prompt + out,
+    }
 
 
 @cache

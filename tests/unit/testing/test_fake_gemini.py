@@ -273,6 +273,21 @@ async def test_live_counts_url_safe_base64_audio_as_the_sdk_sends_it(
     assert messages[-1]["serverContent"]["inputTranscription"]["text"] == "(3 bytes heard)"
 
 
+async def test_live_realtime_text_is_a_turn_and_non_audio_media_is_not_heard(
+    served: ServedFakeGemini,
+) -> None:
+    served.fake.add("seen")
+    ws = await open_live(served, {"generationConfig": {"responseModalities": ["AUDIO"]}})
+    async with ws:
+        image = {"data": base64.b64encode(b"jpeg").decode(), "mimeType": "image/jpeg"}
+        await ws.send(json.dumps({"realtime_input": {"mediaChunks": [image]}}))
+        await ws.send(json.dumps({"realtime_input": {"audioStreamEnd": True}}))  # nothing heard
+        await ws.send(json.dumps({"realtimeInput": {"text": "what is this?"}}))
+        messages = await read_until(ws, "turnComplete")
+    assert not any("inputTranscription" in m["serverContent"] for m in messages)
+    assert {"serverContent": {"outputTranscription": {"text": "seen"}}} in messages
+
+
 async def test_live_activity_end_after_audio_ends_the_turn(served: ServedFakeGemini) -> None:
     served.fake.add("ok")
     ws = await open_live(served, {"generationConfig": {"responseModalities": ["TEXT"]}})
