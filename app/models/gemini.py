@@ -99,7 +99,9 @@ class Gemini(BaseLlm):
         text chunk (`partial=True`, only that chunk's text parts), then one aggregated
         non-partial response: thought text, text, then every non-text part (function calls
         arrive whole), with the last chunk's usage metadata and finish reason. Chunks that
-        carry no text are not yielded as partials. A failed call yields an error response.
+        carry no text are not yielded as partials. A failed call yields one error response
+        (after the partials already yielded, without an aggregate) instead of raising;
+        cancellation propagates.
         """
         model = llm_request.model or self.model
         # A shallow copy: the caller's config must look the same after the call.
