@@ -20,7 +20,7 @@ from app.errors import ConfigError
 from app.memory import InMemoryMemoryService
 from app.server.deps import Services
 from app.server.errors import install_error_handlers
-from app.server.limits import BodySizeLimitMiddleware
+from app.server.limits import RequestLimitsMiddleware
 from app.server.loader import BrokenApp, load_agents
 from app.server.registry import RunnerRegistry
 from app.server.routes import ROUTERS
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     # add_middleware wraps: the last one added is the outermost. CORS goes outside so that
     # 413s carry CORS headers; gzip skips text/event-stream by default.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:
         app.add_middleware(

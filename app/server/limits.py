@@ -1,8 +1,10 @@
-"""Body-size limit: refuse oversized request bodies before reading them whole."""
+"""Request limits checked before routing: body size, and control characters in the path."""
 
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,11 +16,17 @@ class BodyTooLargeError(HTTPException):
     """Raised from `receive` when a streamed (chunked) body passes the limit."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request body exceeds {limit} bytes.")
+        super().__init__(413, _too_large(limit))
 
 
-class BodySizeLimitMiddleware:
-    """Answer 413 `payload_too_large` for bodies over `max_body_bytes`.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class RequestLimitsMiddleware:
+    """Answer 413 `payload_too_large` for bodies over `max_body_bytes`, 422 for bad paths.
+
+    A path with a control character (an id like `a%00b`) is refused before routing, so it is
+    a 422 on every route, including `{name:path}` ones whose regex cannot match a newline.
 
     A declared `Content-Length` over the limit is refused without reading a byte. A chunked
     body is counted as it arrives; the chunk that crosses the limit raises `BodyTooLargeError`
@@ -33,16 +41,23 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if _CONTROL.search(scope["path"]):
+            detail = "The path must not contain control characters."
+            error = {"loc": ["path"], "msg": detail, "type": "string_pattern_mismatch"}
+            await _send_problem(send, 422, "invalid_request", detail, errors=[error])
+            return
         limit = self.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _send_413(send, "The Content-Length header is not a number.", 400)
+                    await _send_problem(
+                        send, 400, "invalid_request", "The Content-Length header is not a number."
+                    )
                     return
                 if declared > limit:
-                    await _send_413(send, f"The request body exceeds {limit} bytes.")
+                    await _send_problem(send, 413, "payload_too_large", _too_large(limit))
                     return
                 # Declared and within the limit: the server enforces the length itself.
                 await self.app(scope, receive, send)
@@ -72,12 +87,15 @@ class BodySizeLimitMiddleware:
             # Read outside a route (no handler caught it): answer here if we still can.
             if started:
                 raise
-            await _send_413(send, f"The request body exceeds {limit} bytes.")
+            await _send_problem(send, 413, "payload_too_large", _too_large(limit))
 
 
-async def _send_413(send: Send, detail: str, status: int = 413) -> None:
-    code = "payload_too_large" if status == 413 else "invalid_request"
-    body = json.dumps(problem_body(status, code, detail)).encode()
+def _too_large(limit: int) -> str:
+    return f"The request body exceeds {limit} bytes."
+
+
+async def _send_problem(send: Send, status: int, code: str, detail: str, **extra: Any) -> None:
+    body = json.dumps(problem_body(status, code, detail, **extra)).encode()
     await send(
         {
             "type": "http.response.start",

@@ -102,8 +102,11 @@ class DemoModel(BaseLlm):
             return None
         # The tool matching the most words wins; ties go to the first declared.
         best, best_score = None, 0
-        for name in declarations:
+        has_math = any(re.search(r"\d\s*[-+*/%^]\s*[\d(]", m) for m in _MATH.findall(message))
+        for name, schema in declarations.items():
             score = self._score(name, words) if name != TRANSFER_TOOL else 0
+            if has_math and "expression" in (schema.get("properties") or {}):
+                score += 1
             if score > best_score:
                 best, best_score = name, score
         if best is not None:

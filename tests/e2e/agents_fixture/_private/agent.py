@@ -1,0 +1,3 @@
+"""Folders starting with `_` are not apps; this must never be imported."""
+
+raise RuntimeError("the loader imported a private folder")

@@ -1,0 +1,3 @@
+"""Test app `scripted`: a ScriptedModel whose reply is chosen by the user's message."""
+
+from . import agent as agent
