@@ -16,7 +16,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 import app as app_package
 from app.artifacts import BaseArtifactService, InMemoryArtifactService
-from app.errors import ConfigError
+from app.errors import ConfigError, DatabaseUnavailableError
 from app.memory import InMemoryMemoryService
 from app.server.deps import Services
 from app.server.errors import install_error_handlers
@@ -137,20 +137,23 @@ async def open_session_service(
     from app.sessions._engine import redact
     from app.sessions.database_session_service import DatabaseSessionService
 
-    if not await migration.is_at_head(url):
-        if not settings.migrate_on_start:
-            raise ConfigError(
-                f"The database {redact(url)} is not at the newest schema revision; run "
-                "`agent-service migrate` first (or set AGENT_SERVICE_MIGRATE_ON_START=true)."
-            )
-        logger.info("migrating database url=%s", redact(url))
-        await migration.upgrade(url)
     service = DatabaseSessionService(url)
+    try:
+        if not await migration.is_at_head(service.engine):
+            if not settings.migrate_on_start:
+                raise ConfigError(
+                    f"The database {redact(url)} is not at the newest schema revision; run "
+                    "`agent-service migrate` first (or set AGENT_SERVICE_MIGRATE_ON_START=true)."
+                )
+            logger.info("migrating database url=%s", redact(url))
+            await migration.upgrade(service.engine)
+    except BaseException:
+        await service.close()
+        raise
 
     async def check_ready() -> None:
-        from app.errors import DatabaseUnavailableError
-
-        if not await migration.is_at_head(url):
+        await service.ping()
+        if not await migration.is_at_head(service.engine):
             raise DatabaseUnavailableError(
                 "The database schema is not at the newest revision; run `agent-service migrate`."
             )
