@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from google.genai import types
@@ -12,6 +13,7 @@ from pydantic import Field, PrivateAttr
 
 from app.events.llm_response import LlmResponse
 from app.models.base_llm import BaseLlm
+from app.models.base_llm_connection import BaseLlmConnection
 from app.models.llm_request import LlmRequest
 
 _CHUNK = re.compile(r"\S+\s*|\s+")
@@ -77,6 +79,15 @@ class ScriptedModel(BaseLlm):
                     partial=True,
                 )
         yield LlmResponse(content=to_content(item))
+
+    def connect(self, llm_request: LlmRequest) -> AbstractAsyncContextManager[BaseLlmConnection]:
+        """Open a scripted live connection; each user turn consumes the next item.
+
+        See `app.testing.scripted_live` for how items are answered live.
+        """
+        from app.testing.scripted_live import connect_scripted
+
+        return connect_scripted(self, llm_request, self._next_item)
 
 
 def to_content(item: Any) -> types.Content:
