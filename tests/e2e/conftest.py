@@ -1,0 +1,101 @@
+"""End-to-end fixtures: real uvicorn in a subprocess on a loopback port, on real Postgres."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.testing.postgres import free_port
+
+AGENTS_FIXTURE = Path(__file__).resolve().parent / "agents_fixture"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_SECONDS = 30.0
+KEEPALIVE_SECONDS = 0.3
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its base URL and process."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        """Return what the server printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """Start `uvicorn --factory app.server.app:create_app` on a fresh migrated database."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "AGENT_SERVICE_DATABASE_URL": pg_db_url,
+        "AGENT_SERVICE_AGENTS_DIR": str(AGENTS_FIXTURE),
+        "AGENT_SERVICE_KEEPALIVE_SECONDS": str(KEEPALIVE_SECONDS),
+        "AGENT_SERVICE_MAX_BODY_BYTES": "65536",
+        "AGENT_SERVICE_LOG_LEVEL": "warning",
+    }
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "app.server.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    running = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_healthy(running)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_healthy(server: ServerProcess) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"server exited during start-up:\n{server.log()}")
+        try:
+            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)  # process start-up: nothing to wait on but the socket
+    pytest.fail(f"server did not become healthy:\n{server.log()}")
+
+
+@pytest.fixture
+async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client of the running server."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=20) as client:
+        yield client
