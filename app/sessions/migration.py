@@ -1,0 +1,164 @@
+"""Apply and inspect the alembic migrations that own the session store's schema.
+
+All functions are coroutines and can run inside a running event loop (a server's lifespan, a
+test): alembic's synchronous code runs on the async connection through `run_sync`.
+
+    await upgrade("postgresql+asyncpg://app:secret@db/agents")
+    if not await is_at_head(url): ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import pool
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+import app
+from app.errors import ConfigError
+from app.sessions._engine import (
+    DEFAULT_DATABASE_URL,
+    create_engine,
+    redact,
+    transaction_engine,
+    unavailable_error,
+)
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR_ENV = "AGENT_SERVICE_MIGRATIONS_DIR"
+"""Environment variable that overrides where the migrations folder is."""
+
+# alembic's `context`/`op` proxies are module globals: one command at a time per process,
+# whatever the event loop or thread. (Between processes, env.py takes an advisory lock.)
+_ALEMBIC_LOCK = threading.Lock()
+
+
+def migrations_dir() -> Path:
+    """Return the alembic folder: `$AGENT_SERVICE_MIGRATIONS_DIR`, else `<repo>/migrations`.
+
+    Raises:
+        ConfigError: the folder has no `env.py`.
+    """
+    configured = os.environ.get(MIGRATIONS_DIR_ENV)
+    path = (
+        Path(configured)
+        if configured
+        else Path(app.__file__).resolve().parent.parent / "migrations"
+    )
+    if not (path / "env.py").is_file():
+        source = MIGRATIONS_DIR_ENV if configured else "the repository root"
+        raise ConfigError(
+            f"No alembic migrations found in {path} (from {source}); set {MIGRATIONS_DIR_ENV} "
+            "to the folder holding env.py and versions/."
+        )
+    return path
+
+
+def alembic_config() -> Config:
+    """Return an alembic `Config` for our migrations, built without an alembic.ini."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def head_revision() -> str | None:
+    """Return the newest revision in the migrations folder."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def upgrade(
+    db_url_or_engine: str | AsyncEngine | None = None, revision: str = "head"
+) -> None:
+    """Migrate the database to `revision` (default: the newest); a no-op when already there.
+
+    Raises:
+        ConfigError: the URL is invalid.
+        DatabaseUnavailableError: the database cannot be reached.
+    """
+    config = alembic_config()
+
+    def run(connection: sa.Connection) -> None:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    async with _alembic_turn(), _connection(db_url_or_engine) as conn:
+        await conn.run_sync(run)
+        await conn.commit()
+    logger.info("database migrated url=%s revision=%s", _describe(db_url_or_engine), revision)
+
+
+async def current_revision(db_url_or_engine: str | AsyncEngine | None = None) -> str | None:
+    """Return the database's current revision, or None when it was never migrated.
+
+    Raises:
+        DatabaseUnavailableError: the database cannot be reached.
+    """
+
+    def read(connection: sa.Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with _connection(db_url_or_engine) as conn:
+        return await conn.run_sync(read)
+
+
+async def is_at_head(db_url_or_engine: str | AsyncEngine | None = None) -> bool:
+    """Return True when the database is at the newest revision.
+
+    Raises:
+        DatabaseUnavailableError: the database cannot be reached.
+    """
+    return await current_revision(db_url_or_engine) == head_revision()
+
+
+@asynccontextmanager
+async def _alembic_turn() -> AsyncIterator[None]:
+    """Hold the process-wide alembic lock without blocking the event loop."""
+    # A thread lock (not asyncio.Lock): callers may run on different loops and threads.
+    while not _ALEMBIC_LOCK.acquire(blocking=False):  # noqa: ASYNC110 - no loop-free event
+        await asyncio.sleep(0.005)  # another upgrade is running; they take milliseconds
+    try:
+        yield
+    finally:
+        _ALEMBIC_LOCK.release()
+
+
+@asynccontextmanager
+async def _connection(
+    db_url_or_engine: str | AsyncEngine | None,
+) -> AsyncIterator[AsyncConnection]:
+    """Yield a transactional connection, translating connection failures."""
+    owned = not isinstance(db_url_or_engine, AsyncEngine)
+    engine = (
+        create_engine(db_url_or_engine or DEFAULT_DATABASE_URL, poolclass=pool.NullPool)
+        if not isinstance(db_url_or_engine, AsyncEngine)
+        else db_url_or_engine
+    )
+    try:
+        async with transaction_engine(engine).connect() as conn:
+            yield conn
+    except Exception as exc:
+        translated = unavailable_error(exc, engine.url)
+        if translated is None:
+            raise
+        raise translated from exc
+    finally:
+        if owned:
+            await engine.dispose()
+
+
+def _describe(db_url_or_engine: str | AsyncEngine | None) -> str:
+    if isinstance(db_url_or_engine, AsyncEngine):
+        return redact(db_url_or_engine.url)
+    return redact(db_url_or_engine or DEFAULT_DATABASE_URL)
