@@ -8,6 +8,7 @@ from app.sessions.base_session_service import (
     GetSessionConfig,
     ListSessionsResponse,
 )
+from app.sessions.database_session_service import DatabaseSessionService
 from app.sessions.in_memory_session_service import InMemorySessionService
 from app.sessions.session import Session
 from app.sessions.state import State
@@ -15,6 +16,7 @@ from app.sessions.state import State
 __all__ = [
     "AlreadyExistsError",
     "BaseSessionService",
+    "DatabaseSessionService",
     "GetSessionConfig",
     "InMemorySessionService",
     "ListSessionsResponse",

@@ -1,0 +1,603 @@
+"""The session store's SQL, per dialect: Postgres (asyncpg) and SQLite (aiosqlite).
+
+Postgres runs the hot paths as single statements on an autocommit connection: loading a session
+for a turn is one round trip (row, app/user state and new events together), and `append_event`
+is one data-modifying CTE (seq guard, state merge, event insert, app/user upserts). SQLite is
+local and cheap per statement, so it runs plain statements inside one transaction instead.
+
+Nothing here knows about the cache or `Session` objects; `DatabaseSessionService` does.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.sessions._engine import dumps_json, transaction_engine
+from app.sessions._schema import app_states, sessions, user_states
+
+SessionKey = tuple[str, str, str]
+"""(app_name, user_id, session_id)"""
+
+NO_LIMIT = 2**62
+"""Stands for "no bound" in integer window parameters."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which events a load must return, relative to the stored `seq` S.
+
+    Events with `seq > max(floor, S - recent)`; when the caller's cache holds the session from
+    `cached_base` up to `cached_seq` (same `create_time`) and that covers the window, only
+    events after `cached_seq` are fetched.
+    """
+
+    floor: int = 0
+    recent: int = NO_LIMIT
+    cached_seq: int = -1
+    cached_create_time: float = -1.0
+    cached_base: int = NO_LIMIT
+
+    def lower(self, seq: int) -> int:
+        """The `seq` (exclusive) the caller needs events from."""
+        return max(self.floor, seq - self.recent)
+
+    def uses_cache(self, seq: int, create_time: float) -> bool:
+        """Whether the cached events plus the fetched ones cover the window."""
+        return (
+            create_time == self.cached_create_time
+            and seq >= self.cached_seq
+            and self.lower(seq) >= self.cached_base
+        )
+
+    def fetch_after(self, seq: int, create_time: float) -> int:
+        """The `seq` (exclusive) from which events are read from the database."""
+        return self.cached_seq if self.uses_cache(seq, create_time) else self.lower(seq)
+
+
+@dataclass(frozen=True)
+class LoadedSession:
+    """A session row as read for `get_session`."""
+
+    seq: int
+    create_time: float
+    update_time: float
+    state: dict[str, Any] | None
+    """Session-scoped state; None when the caller's cache is current (same seq)."""
+    app_state: dict[str, Any]
+    user_state: dict[str, Any]
+    event_jsons: Sequence[str]
+    """Stored event JSON with `seq > window.fetch_after(seq, create_time)`, oldest first."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event row to insert, with the deltas its append applies."""
+
+    key: SessionKey
+    expected_seq: int
+    event_id: str
+    invocation_id: str
+    author: str
+    timestamp: float
+    event_json: str
+    session_delta: dict[str, Any]
+    app_delta: dict[str, Any]
+    user_delta: dict[str, Any]
+
+    def params(self) -> dict[str, Any]:
+        """Bind parameters shared by both dialects' append statements."""
+        app_name, user_id, session_id = self.key
+        return {
+            "app": app_name,
+            "user": user_id,
+            "sid": session_id,
+            "expected": self.expected_seq,
+            "event_id": self.event_id,
+            "invocation_id": self.invocation_id,
+            "author": self.author,
+            "ts": self.timestamp,
+            "event_json": self.event_json,
+        }
+
+
+class SessionSql(abc.ABC):
+    """The statements one dialect needs; every method opens and closes its own connection."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.tx_engine = transaction_engine(engine)
+
+    @staticmethod
+    def for_engine(engine: AsyncEngine) -> SessionSql:
+        """Return the implementation for the engine's dialect."""
+        if engine.dialect.name == "postgresql":
+            return PostgresSql(engine)
+        if engine.dialect.name == "sqlite":
+            return SqliteSql(engine)
+        raise ValueError(f"unsupported dialect {engine.dialect.name!r}")
+
+    @asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """Yield a connection in a write transaction, committed on success."""
+        async with self.tx_engine.begin() as conn:
+            yield conn
+
+    @abc.abstractmethod
+    async def load(self, key: SessionKey, window: Window) -> LoadedSession | None:
+        """Read the session row, its app/user state and the events the window asks for."""
+
+    @abc.abstractmethod
+    async def append(self, event: NewEvent) -> float | None:
+        """Store the event if the session's seq is still `expected_seq`.
+
+        Returns the session's create_time, or None when nothing was written (missing or stale).
+        """
+
+    @abc.abstractmethod
+    async def list_events(
+        self, key: SessionKey, after_seq: int, limit: int | None
+    ) -> list[str] | None:
+        """Return event JSON after a cursor, or None when the session does not exist."""
+
+    @abc.abstractmethod
+    async def _upsert_state(
+        self,
+        conn: AsyncConnection,
+        table: sa.Table,
+        keys: dict[str, str],
+        delta: dict[str, Any],
+        now: float,
+    ) -> None:
+        """Merge `delta` into the row of `table` at `keys` (top-level keys; None kept)."""
+
+    async def current_seq(self, key: SessionKey) -> int | None:
+        """Return the stored seq, or None when the session does not exist."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(_SEQ, _key_params(key))
+            seq: int | None = result.scalar_one_or_none()
+            return seq
+
+    async def create(
+        self,
+        key: SessionKey,
+        state: dict[str, Any],
+        app_delta: dict[str, Any],
+        user_delta: dict[str, Any],
+        now: float,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Insert a session row (IntegrityError when it exists); return (app, user) state."""
+        app_name, user_id, session_id = key
+        async with self.write_transaction() as conn:
+            await conn.execute(
+                sa.insert(sessions),
+                {
+                    "app_name": app_name,
+                    "user_id": user_id,
+                    "id": session_id,
+                    "state": state,
+                    "seq": 0,
+                    "create_time": now,
+                    "update_time": now,
+                },
+            )
+            if app_delta:
+                await self._upsert_state(conn, app_states, {"app_name": app_name}, app_delta, now)
+            if user_delta:
+                keys = {"app_name": app_name, "user_id": user_id}
+                await self._upsert_state(conn, user_states, keys, user_delta, now)
+            row = (await conn.execute(_SCOPED_STATES, {"app": app_name, "user": user_id})).one()
+            return _json(row.app_state) or {}, _json(row.user_state) or {}
+
+    async def delete(self, key: SessionKey) -> None:
+        """Delete the session; its events go with it (ON DELETE CASCADE)."""
+        async with self.write_transaction() as conn:
+            await conn.execute(_DELETE, _key_params(key))
+
+    async def list_sessions(
+        self,
+        app_name: str,
+        user_id: str | None,
+        after: tuple[float, str] | None,
+        limit: int,
+    ) -> list[Any]:
+        """Return session rows (user_id, id, state, seq, update_time, app_state, user_state)."""
+        s = sessions
+        app_state = (
+            sa.select(app_states.c.state)
+            .where(app_states.c.app_name == s.c.app_name)
+            .scalar_subquery()
+        )
+        stmt = (
+            sa.select(
+                s.c.user_id,
+                s.c.id,
+                s.c.state,
+                s.c.seq,
+                s.c.update_time,
+                app_state.label("app_state"),
+                user_states.c.state.label("user_state"),
+            )
+            .select_from(
+                s.outerjoin(
+                    user_states,
+                    sa.and_(
+                        user_states.c.app_name == s.c.app_name,
+                        user_states.c.user_id == s.c.user_id,
+                    ),
+                )
+            )
+            .where(s.c.app_name == sa.bindparam("app"))
+            .order_by(s.c.update_time.desc(), s.c.id.desc())
+            .limit(sa.bindparam("limit"))
+        )
+        params: dict[str, Any] = {"app": app_name, "limit": limit}
+        if user_id is not None:
+            stmt = stmt.where(s.c.user_id == sa.bindparam("user"))
+            params["user"] = user_id
+        if after is not None:
+            stmt = stmt.where(
+                sa.tuple_(s.c.update_time, s.c.id)
+                < sa.tuple_(sa.bindparam("after_time"), sa.bindparam("after_id"))
+            )
+            params["after_time"], params["after_id"] = after
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(stmt, params)).all())
+
+    async def ping(self) -> None:
+        """Run a trivial query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+
+class PostgresSql(SessionSql):
+    """Postgres: single statements on autocommit connections for the hot paths."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self._append_sql: dict[tuple[bool, bool, bool], sa.TextClause] = {}
+
+    async def load(self, key: SessionKey, window: Window) -> LoadedSession | None:
+        """One round trip: row, app/user state and the missing events as a text[]."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(_PG_LOAD, {**_key_params(key), **_window_params(window)})
+            row = result.one_or_none()
+        if row is None:
+            return None
+        return LoadedSession(
+            seq=row.seq,
+            create_time=row.create_time,
+            update_time=row.update_time,
+            state=row.state,
+            app_state=row.app_state or {},
+            user_state=row.user_state or {},
+            event_jsons=row.events,
+        )
+
+    async def append(self, event: NewEvent) -> float | None:
+        """One statement: guarded seq bump, state merge, event insert, app/user upserts."""
+        flags = (bool(event.session_delta), bool(event.app_delta), bool(event.user_delta))
+        stmt = self._append_sql.get(flags)
+        if stmt is None:
+            stmt = self._append_sql[flags] = _pg_append_statement(*flags)
+        params = event.params()
+        if event.session_delta:
+            params["session_delta"] = dumps_json(event.session_delta)
+        if event.app_delta:
+            params["app_delta"] = dumps_json(event.app_delta)
+        if event.user_delta:
+            params["user_delta"] = dumps_json(event.user_delta)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(stmt, params)
+            create_time: float | None = result.scalar_one_or_none()
+            return create_time
+
+    async def list_events(
+        self, key: SessionKey, after_seq: int, limit: int | None
+    ) -> list[str] | None:
+        """One round trip: existence and the page of events."""
+        params = {**_key_params(key), "after": after_seq, "limit": limit}
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_PG_LIST_EVENTS, params)).one_or_none()
+        return None if row is None else list(row.events)
+
+    async def _upsert_state(
+        self,
+        conn: AsyncConnection,
+        table: sa.Table,
+        keys: dict[str, str],
+        delta: dict[str, Any],
+        now: float,
+    ) -> None:
+        stmt = pg_insert(table).values(**keys, state=delta, update_time=now)
+        merged = table.c.state.op("||", return_type=table.c.state.type)(stmt.excluded.state)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={"state": merged, "update_time": stmt.excluded.update_time},
+        )
+        await conn.execute(stmt)
+
+
+class SqliteSql(SessionSql):
+    """SQLite: a few statements per call inside one (BEGIN IMMEDIATE, for writes) transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        # SQLite has one writer at a time. Queue this process's writers here, where a waiter
+        # wakes as soon as the lock is free, instead of in SQLite's busy handler, which polls
+        # with sleeps (5x slower under contention). Other processes still meet BEGIN IMMEDIATE.
+        self._write_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """Yield a connection in a BEGIN IMMEDIATE transaction, one writer per process."""
+        async with self._write_lock, self.tx_engine.begin() as conn:
+            yield conn
+
+    async def load(self, key: SessionKey, window: Window) -> LoadedSession | None:
+        """Row and state, then the missing events, in one read transaction."""
+        params = _key_params(key)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(_SQLITE_LOAD_ROW, {**params, **_window_params(window)})
+            row = result.one_or_none()
+            if row is None:
+                return None
+            after = window.fetch_after(row.seq, row.create_time)
+            jsons: Sequence[str] = []
+            if after < row.seq:
+                events = await conn.execute(
+                    _SQLITE_EVENTS, {**params, "after": after, "upto": row.seq, "limit": -1}
+                )
+                jsons = events.scalars().all()
+        return LoadedSession(
+            seq=row.seq,
+            create_time=row.create_time,
+            update_time=row.update_time,
+            state=_json(row.state),
+            app_state=_json(row.app_state) or {},
+            user_state=_json(row.user_state) or {},
+            event_jsons=jsons,
+        )
+
+    async def append(self, event: NewEvent) -> float | None:
+        """Guarded UPDATE ... RETURNING, INSERT, upserts; all under the database write lock."""
+        params = event.params()
+        async with self.write_transaction() as conn:
+            delta = event.session_delta
+            if not delta:
+                stmt = _SQLITE_BUMP
+            elif _merge_patch_safe(delta):
+                stmt = _SQLITE_BUMP_PATCH
+                params["delta"] = dumps_json(delta)
+            else:
+                # json_patch would drop None values and deep-merge dicts; merge in Python. Safe:
+                # BEGIN IMMEDIATE holds the write lock, and the UPDATE re-checks the seq.
+                result = await conn.execute(_SQLITE_STATE, _key_params(event.key))
+                stored = result.scalar_one_or_none()
+                if stored is None:
+                    return None
+                stmt = _SQLITE_BUMP_REPLACE
+                params["state"] = dumps_json({**json.loads(stored), **delta})
+            create_time = (await conn.execute(stmt, params)).scalar_one_or_none()
+            if create_time is None:
+                return None
+            await conn.execute(_SQLITE_INSERT_EVENT, params)
+            app_name, user_id, _ = event.key
+            if event.app_delta:
+                keys = {"app_name": app_name}
+                await self._upsert_state(conn, app_states, keys, event.app_delta, event.timestamp)
+            if event.user_delta:
+                keys = {"app_name": app_name, "user_id": user_id}
+                await self._upsert_state(conn, user_states, keys, event.user_delta, event.timestamp)
+            return float(create_time)
+
+    async def list_events(
+        self, key: SessionKey, after_seq: int, limit: int | None
+    ) -> list[str] | None:
+        """Existence, then the page of events, in one read transaction."""
+        params = _key_params(key)
+        async with self.engine.connect() as conn:
+            seq = (await conn.execute(_SEQ, params)).scalar_one_or_none()
+            if seq is None:
+                return None
+            result = await conn.execute(
+                _SQLITE_EVENTS,
+                {
+                    **params,
+                    "after": after_seq,
+                    "upto": seq,
+                    "limit": -1 if limit is None else limit,
+                },
+            )
+            return list(result.scalars().all())
+
+    async def _upsert_state(
+        self,
+        conn: AsyncConnection,
+        table: sa.Table,
+        keys: dict[str, str],
+        delta: dict[str, Any],
+        now: float,
+    ) -> None:
+        if _merge_patch_safe(delta):
+            stmt = sqlite_insert(table).values(**keys, state=delta, update_time=now)
+            merged: sa.ColumnElement[Any] = sa.func.json_patch(table.c.state, stmt.excluded.state)
+        else:
+            # As in append(): the write lock is held, so read-modify-write is safe.
+            where = sa.and_(*(table.c[name] == value for name, value in keys.items()))
+            current = (await conn.execute(sa.select(table.c.state).where(where))).scalar()
+            stmt = sqlite_insert(table).values(
+                **keys, state={**(current or {}), **delta}, update_time=now
+            )
+            merged = stmt.excluded.state
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={"state": merged, "update_time": stmt.excluded.update_time},
+        )
+        await conn.execute(stmt)
+
+
+def _merge_patch_safe(delta: dict[str, Any]) -> bool:
+    """Whether SQLite's json_patch (RFC 7396) merges `delta` exactly like dict.update."""
+    return not any(value is None or isinstance(value, dict) for value in delta.values())
+
+
+def _json(value: Any) -> Any:
+    """Decode JSON text (SQLite, untyped queries); decoded values pass through (asyncpg)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _key_params(key: SessionKey) -> dict[str, Any]:
+    return {"app": key[0], "user": key[1], "sid": key[2]}
+
+
+def _window_params(window: Window) -> dict[str, Any]:
+    return {
+        "floor": window.floor,
+        "recent": window.recent,
+        "c_seq": window.cached_seq,
+        "c_ctime": window.cached_create_time,
+        "c_base": window.cached_base,
+    }
+
+
+_KEY_WHERE = "s.app_name = :app AND s.user_id = :user AND s.id = :sid"
+
+_SEQ = sa.text(f"SELECT s.seq FROM sessions s WHERE {_KEY_WHERE}")
+
+_DELETE = sa.text("DELETE FROM sessions WHERE app_name = :app AND user_id = :user AND id = :sid")
+
+_SCOPED_STATES = sa.text(
+    "SELECT (SELECT a.state FROM app_states a WHERE a.app_name = :app) AS app_state, "
+    "(SELECT u.state FROM user_states u WHERE u.app_name = :app AND u.user_id = :user) "
+    "AS user_state"
+)
+
+# The session's state is sent only when the caller's cached copy is older (seq moves with
+# every state change, so an equal seq means an equal state).
+_LOAD_COLUMNS = """
+    s.seq, s.create_time, s.update_time,
+    CASE WHEN s.create_time = :c_ctime AND s.seq = :c_seq THEN NULL ELSE s.state END AS state,
+    (SELECT a.state FROM app_states a WHERE a.app_name = s.app_name) AS app_state,
+    (SELECT u.state FROM user_states u
+      WHERE u.app_name = s.app_name AND u.user_id = s.user_id) AS user_state"""
+
+# Same rule as Window.fetch_after(), evaluated against the row in the same statement.
+# (asyncpg infers each parameter's type from the column it meets.)
+_PG_LOAD = sa.text(
+    f"""
+SELECT {_LOAD_COLUMNS},
+    ARRAY(
+      SELECT e.event_json FROM events e
+       WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
+         AND e.seq > CASE
+               WHEN s.create_time = :c_ctime AND s.seq >= :c_seq
+                    AND GREATEST(:floor, s.seq - :recent) >= :c_base THEN :c_seq
+               ELSE GREATEST(:floor, s.seq - :recent)
+             END
+       ORDER BY e.seq) AS events
+  FROM sessions s
+ WHERE {_KEY_WHERE}
+"""
+)
+
+_PG_LIST_EVENTS = sa.text(
+    f"""
+SELECT ARRAY(
+      SELECT e.event_json FROM events e
+       WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
+         AND e.seq > CAST(:after AS BIGINT)
+       ORDER BY e.seq
+       LIMIT CAST(:limit AS BIGINT)) AS events
+  FROM sessions s
+ WHERE {_KEY_WHERE}
+"""
+)
+
+
+def _pg_append_statement(session_delta: bool, app_delta: bool, user_delta: bool) -> sa.TextClause:
+    """Build the single-statement append for one combination of deltas.
+
+    Every part reads from `s`, the guarded UPDATE: when the seq moved on (stale) or the row is
+    gone, `s` is empty, and the statement writes nothing and returns no row. Parameters in
+    INSERT ... SELECT lists carry casts: Postgres would otherwise type them as text.
+    """
+    set_state = ", state = sessions.state || CAST(:session_delta AS JSONB)" if session_delta else ""
+    ctes = [
+        f"""s AS (
+  UPDATE sessions
+     SET seq = seq + 1, update_time = CAST(:ts AS DOUBLE PRECISION){set_state}
+   WHERE app_name = :app AND user_id = :user AND id = :sid AND seq = CAST(:expected AS BIGINT)
+  RETURNING seq, create_time)""",
+        """e AS (
+  INSERT INTO events
+    (app_name, user_id, session_id, seq, id, invocation_id, author, timestamp, event_json)
+  SELECT CAST(:app AS TEXT), CAST(:user AS TEXT), CAST(:sid AS TEXT), s.seq,
+         CAST(:event_id AS TEXT), CAST(:invocation_id AS TEXT), CAST(:author AS TEXT),
+         CAST(:ts AS DOUBLE PRECISION), CAST(:event_json AS TEXT)
+    FROM s)""",
+    ]
+    if app_delta:
+        ctes.append(
+            """a AS (
+  INSERT INTO app_states (app_name, state, update_time)
+  SELECT CAST(:app AS TEXT), CAST(:app_delta AS JSONB), CAST(:ts AS DOUBLE PRECISION) FROM s
+  ON CONFLICT (app_name) DO UPDATE
+     SET state = app_states.state || excluded.state, update_time = excluded.update_time)"""
+        )
+    if user_delta:
+        ctes.append(
+            """u AS (
+  INSERT INTO user_states (app_name, user_id, state, update_time)
+  SELECT CAST(:app AS TEXT), CAST(:user AS TEXT), CAST(:user_delta AS JSONB),
+         CAST(:ts AS DOUBLE PRECISION) FROM s
+  ON CONFLICT (app_name, user_id) DO UPDATE
+     SET state = user_states.state || excluded.state, update_time = excluded.update_time)"""
+        )
+    return sa.text("WITH " + ",\n".join(ctes) + "\nSELECT create_time FROM s")
+
+
+_SQLITE_LOAD_ROW = sa.text(f"SELECT {_LOAD_COLUMNS} FROM sessions s WHERE {_KEY_WHERE}")
+
+_SQLITE_EVENTS = sa.text(
+    """
+SELECT event_json FROM events
+ WHERE app_name = :app AND user_id = :user AND session_id = :sid
+   AND seq > :after AND seq <= :upto
+ ORDER BY seq
+ LIMIT :limit
+"""
+)
+
+_SQLITE_STATE = sa.text(f"SELECT s.state FROM sessions s WHERE {_KEY_WHERE}")
+
+_SQLITE_GUARD = (
+    " WHERE app_name = :app AND user_id = :user AND id = :sid AND seq = :expected"
+    " RETURNING create_time"
+)
+_SQLITE_BUMP = sa.text("UPDATE sessions SET seq = seq + 1, update_time = :ts" + _SQLITE_GUARD)
+_SQLITE_BUMP_PATCH = sa.text(
+    "UPDATE sessions SET seq = seq + 1, update_time = :ts, state = json_patch(state, :delta)"
+    + _SQLITE_GUARD
+)
+_SQLITE_BUMP_REPLACE = sa.text(
+    "UPDATE sessions SET seq = seq + 1, update_time = :ts, state = :state" + _SQLITE_GUARD
+)
+
+_SQLITE_INSERT_EVENT = sa.text(
+    """
+INSERT INTO events
+  (app_name, user_id, session_id, seq, id, invocation_id, author, timestamp, event_json)
+VALUES (:app, :user, :sid, :expected + 1, :event_id, :invocation_id, :author, :ts, :event_json)
+"""
+)

@@ -1,0 +1,411 @@
+"""DatabaseSessionService: sessions in Postgres (asyncpg) or SQLite (aiosqlite).
+
+Behaves like `InMemorySessionService`, durably. Events are append-only rows keyed by a
+per-session `seq` and stored as the JSON the API emits; `append_event` is one short write
+whatever the session's length, guarded by the expected `seq` (optimistic concurrency).
+
+A per-process LRU cache keeps the sessions served recently, so loading a session for the next
+turn asks the database only for what changed since (usually: one row, no events). The schema
+comes from the alembic migrations (`agent-service migrate`), never from this class.
+
+One instance belongs to one event loop (its connections do).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.errors import (
+    AgentServiceError,
+    AlreadyExistsError,
+    ConfigError,
+    InvalidRequestError,
+    SessionNotFoundError,
+    StaleSessionError,
+)
+from app.events.event import Event
+from app.sessions._engine import (
+    DEFAULT_DATABASE_URL,
+    create_engine,
+    install_sqlite_hooks,
+    unavailable_error,
+)
+from app.sessions._session_cache import CachedSession, SessionCache
+from app.sessions._sql import NO_LIMIT, LoadedSession, NewEvent, SessionKey, SessionSql, Window
+from app.sessions.base_session_service import (
+    BaseSessionService,
+    GetSessionConfig,
+    ListSessionsResponse,
+    decode_page_token,
+    encode_page_token,
+)
+from app.sessions.session import Session
+from app.sessions.state import split_state
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_PAGE_SIZE = 100
+
+
+class DatabaseSessionService(BaseSessionService):
+    """Stores sessions in a SQL database through SQLAlchemy's asyncio engine.
+
+    Args:
+        db_url: `postgresql+asyncpg://...` or `sqlite+aiosqlite:///path.db`; plain
+            `postgresql://`, `postgres://` and `sqlite://` are rewritten to those drivers.
+            Default: a SQLite file under `./data/` (its directory is created).
+        engine: use this engine instead of creating one (it is not disposed by `close()`).
+        cache_size: how many sessions the per-process cache keeps (0 disables it).
+        **engine_kwargs: passed to `create_async_engine` (e.g. `pool_size`).
+
+    Raises:
+        ConfigError: the URL is invalid or names an unsupported driver.
+    """
+
+    def __init__(
+        self,
+        db_url: str | None = None,
+        *,
+        engine: AsyncEngine | None = None,
+        cache_size: int = 1000,
+        **engine_kwargs: Any,
+    ) -> None:
+        if engine is not None and (db_url is not None or engine_kwargs):
+            raise ConfigError("Pass either a database URL (with engine options) or an engine.")
+        if cache_size < 0:
+            raise ConfigError("cache_size must be 0 (no cache) or more.")
+        self._owns_engine = engine is None
+        if engine is None:
+            engine = create_engine(db_url or DEFAULT_DATABASE_URL, **engine_kwargs)
+        elif engine.dialect.name == "sqlite":
+            install_sqlite_hooks(engine)
+        elif engine.dialect.name == "postgresql":
+            # Our single-statement writes must not wait for a COMMIT that nobody sends.
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        if engine.dialect.name not in ("postgresql", "sqlite"):
+            raise ConfigError(f"Unsupported database dialect {engine.dialect.name!r}.")
+        self._engine = engine
+        self._sql = SessionSql.for_engine(engine)
+        self._cache = SessionCache(cache_size)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine in use (e.g. for `app.sessions.migration.is_at_head`)."""
+        return self._engine
+
+    async def ping(self) -> None:
+        """Check that the database answers.
+
+        Raises:
+            DatabaseUnavailableError: it does not.
+        """
+        async with self._database():
+            await self._sql.ping()
+
+    async def close(self) -> None:
+        """Drop the cache and close the connections (of an engine we created)."""
+        self._cache.clear()
+        if self._owns_engine:
+            await self._engine.dispose()
+
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        """Create a session; see `BaseSessionService.create_session`."""
+        sid = session_id.strip() if session_id and session_id.strip() else str(uuid.uuid4())
+        app_delta, user_delta, session_state = split_state(state or {})
+        key = (app_name, user_id, sid)
+        now = time.time()
+        try:
+            async with self._database():
+                app_state, user_state = await self._sql.create(
+                    key, session_state, app_delta, user_delta, now
+                )
+        except sa_exc.IntegrityError as exc:
+            raise AlreadyExistsError(f"Session already exists: {sid}") from exc
+        self._cache.put(
+            key,
+            CachedSession(
+                create_time=now,
+                last_seq=0,
+                update_time=now,
+                state=session_state,
+                base_seq=0,
+                events=[],
+            ),
+        )
+        return _session(key, {**session_state, **app_state, **user_state}, [], now, 0)
+
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Return the session or None; see `BaseSessionService.get_session`."""
+        key = (app_name, user_id, session_id)
+        entry = self._cache.get(key)
+        window = _window(config, entry)
+        cached_state = entry.state if entry is not None else {}
+        async with self._database():
+            loaded = await self._sql.load(key, window)
+        if loaded is None:
+            self._cache.discard(key)
+            return None
+        new_events = [Event.model_validate_json(raw) for raw in loaded.event_jsons]
+        state = loaded.state if loaded.state is not None else cached_state
+        events = self._merge_into_cache(key, entry, window, loaded, state, new_events)
+        events = _filter(events, config)
+        merged = {**state, **loaded.app_state, **loaded.user_state}
+        return _session(key, merged, events, loaded.update_time, loaded.seq)
+
+    async def list_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> ListSessionsResponse:
+        """List sessions newest update first; see `BaseSessionService.list_sessions`."""
+        size = page_size or _DEFAULT_PAGE_SIZE
+        if size < 0:
+            raise InvalidRequestError("page_size must be positive.")
+        after = decode_page_token(page_token) if page_token else None
+        async with self._database():
+            rows = await self._sql.list_sessions(app_name, user_id, after, size + 1)
+        page = rows[:size]
+        sessions = [
+            _session(
+                (app_name, row.user_id, row.id),
+                {**row.state, **(row.app_state or {}), **(row.user_state or {})},
+                [],
+                row.update_time,
+                row.seq,
+            )
+            for row in page
+        ]
+        token = None
+        if len(rows) > size:
+            token = encode_page_token(page[-1].update_time, page[-1].id)
+        return ListSessionsResponse(sessions=sessions, next_page_token=token)
+
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Delete the session and its events if it exists."""
+        key = (app_name, user_id, session_id)
+        self._cache.discard(key)
+        async with self._database():
+            await self._sql.delete(key)
+        self._cache.discard(key)  # a get_session may have re-cached it meanwhile
+
+    async def list_events(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Return events after a cursor; see `BaseSessionService.list_events`."""
+        if limit is not None and limit < 0:
+            raise InvalidRequestError("limit must be 0 or more.")
+        key = (app_name, user_id, session_id)
+        async with self._database():
+            jsons = await self._sql.list_events(key, max(after_seq, 0), limit)
+        if jsons is None:
+            raise SessionNotFoundError(session_id)
+        return [Event.model_validate_json(raw) for raw in jsons]
+
+    async def append_event(self, session: Session, event: Event) -> Event:
+        """Store the event; see `BaseSessionService.append_event`."""
+        if event.partial:
+            return event
+        self._trim_temp_delta(session, event)
+        delta = event.actions.state_delta
+        app_delta, user_delta, session_delta = split_state(delta) if delta else ({}, {}, {})
+        key = (session.app_name, session.user_id, session.id)
+        expected = session.last_seq
+        previous_seq = event.seq
+        # The new seq is known up front (the write succeeds only from `expected`), so the
+        # stored JSON carries it and is never rewritten.
+        event.seq = expected + 1
+        current_seq: int | None = None
+        try:
+            row = NewEvent(
+                key=key,
+                expected_seq=expected,
+                event_id=event.id,
+                invocation_id=event.invocation_id,
+                author=event.author,
+                timestamp=event.timestamp,
+                event_json=event.to_json(),
+                session_delta=session_delta,
+                app_delta=app_delta,
+                user_delta=user_delta,
+            )
+            async with self._database():
+                create_time = await self._sql.append(row)
+                if create_time is None:
+                    current_seq = await self._sql.current_seq(key)
+        except BaseException:
+            event.seq = previous_seq
+            raise
+        if create_time is None:
+            event.seq = previous_seq
+            if current_seq is None:
+                self._cache.discard(key)
+                raise SessionNotFoundError(session.id)
+            raise StaleSessionError(
+                f"Session {session.id} was modified (seq {current_seq}) since this copy was "
+                f"loaded (seq {expected}); reload it and retry."
+            )
+        self._remember_append(key, expected, create_time, event, session_delta)
+        self._apply_event(session, event)
+        return event
+
+    # Cache upkeep. No awaits in these methods, so each runs atomically on the event loop.
+
+    def _merge_into_cache(
+        self,
+        key: SessionKey,
+        entry: CachedSession | None,
+        window: Window,
+        loaded: LoadedSession,
+        state: dict[str, Any],
+        new_events: list[Event],
+    ) -> list[Event]:
+        """Fold a load into the cache; return the events of the window as a new list."""
+        seq, create_time = loaded.seq, loaded.create_time
+        lower = window.lower(seq)
+        unchanged = self._cache.get(key) is entry and (
+            entry is None or entry.last_seq == window.cached_seq
+        )
+        if entry is not None and window.uses_cache(seq, create_time):
+            if unchanged:
+                entry.events.extend(new_events)
+                entry.last_seq = seq
+                entry.update_time = loaded.update_time
+                entry.state = state
+                return entry.window(lower, seq)
+            # Another call moved the entry on meanwhile: combine our snapshot with our rows.
+            cached_seq = window.cached_seq
+            older = entry.window(lower, cached_seq) if lower < cached_seq else []
+            return older + new_events[max(lower - cached_seq, 0) :]
+        # The events read cover (lower, seq]: they replace the entry.
+        if unchanged:
+            self._cache.put(
+                key,
+                CachedSession(
+                    create_time=create_time,
+                    last_seq=seq,
+                    update_time=loaded.update_time,
+                    state=state,
+                    base_seq=lower,
+                    events=new_events,
+                ),
+            )
+        return list(new_events)
+
+    def _remember_append(
+        self,
+        key: SessionKey,
+        expected: int,
+        create_time: float,
+        event: Event,
+        session_delta: dict[str, Any],
+    ) -> None:
+        entry = self._cache.get(key)
+        if entry is None:
+            return
+        if entry.create_time != create_time:
+            self._cache.discard(key)  # the session was re-created elsewhere
+        elif entry.last_seq == expected:
+            entry.events.append(event)
+            entry.last_seq = expected + 1
+            entry.update_time = event.timestamp
+            if session_delta:
+                entry.state = {**entry.state, **session_delta}
+        # else: the entry is behind; the next load fetches what it misses.
+
+    @asynccontextmanager
+    async def _database(self) -> AsyncIterator[None]:
+        """Translate connection failures into DatabaseUnavailableError."""
+        try:
+            yield
+        except AgentServiceError:
+            raise
+        except Exception as exc:
+            translated = unavailable_error(exc, self._engine.url)
+            if translated is None:
+                raise
+            raise translated from exc
+
+
+def _window(config: GetSessionConfig | None, entry: CachedSession | None) -> Window:
+    """Turn a GetSessionConfig and the cache entry into the events to fetch."""
+    floor = 0
+    recent = NO_LIMIT
+    if config is not None:
+        floor = max(config.after_seq or 0, 0)
+        # With a timestamp filter the newest N are only known after filtering: fetch them all.
+        if config.num_recent_events is not None and config.after_timestamp is None:
+            recent = max(config.num_recent_events, 0)
+    if entry is None:
+        return Window(floor=floor, recent=recent)
+    return Window(
+        floor=floor,
+        recent=recent,
+        cached_seq=entry.last_seq,
+        cached_create_time=entry.create_time,
+        cached_base=entry.base_seq,
+    )
+
+
+def _filter(events: list[Event], config: GetSessionConfig | None) -> list[Event]:
+    """Apply the filters the window could not (timestamp; then the newest N)."""
+    if config is None:
+        return events
+    if config.after_timestamp is not None:
+        ts = config.after_timestamp
+        events = [e for e in events if e.timestamp >= ts]
+    if config.num_recent_events is not None:
+        n = config.num_recent_events
+        events = events[-n:] if n > 0 else []
+    return events
+
+
+def _session(
+    key: SessionKey,
+    state: dict[str, Any],
+    events: list[Event],
+    update_time: float,
+    seq: int,
+) -> Session:
+    # model_construct: every value comes from our own storage, so skip re-validation (which
+    # would walk every event of a long session on each turn).
+    app_name, user_id, session_id = key
+    return Session.model_construct(
+        id=session_id,
+        app_name=app_name,
+        user_id=user_id,
+        state=state,
+        events=events,
+        last_update_time=update_time,
+        last_seq=seq,
+    )
