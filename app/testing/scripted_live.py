@@ -16,7 +16,10 @@ yields for the real Live API:
   arrive through `send_content`.
 - `LiveInterrupt(text)`: half of the answer, then `interrupted`.
 - `LlmResponse`: yielded as is; an `Exception`: raised from `receive()`; a callable: called
-  with the LlmRequest, its result used as the item.
+  with the connection's LlmRequest whose `contents` are the conversation so far (history,
+  then each user turn, model reply and function response of this connection; an audio turn
+  as the text `"(N bytes heard)"`), its result used as the item. Every consumed item also
+  appends that request to `ScriptedModel.requests`.
 
 Control items run as soon as the connection is idle (right after it opens, or after the
 previous turn), without waiting for a user turn: `LiveGoAway()` sends `goAway` and ends the
@@ -149,8 +152,11 @@ class ScriptedLlmConnection(BaseLlmConnection):
         self.audio_stream_ends = 0
         self.closed = False
         """True once `close()` was called."""
+        self.closed_event = asyncio.Event()
+        """Set by `close()`: tests wait on it instead of polling `closed`."""
         self._heard = 0
         self._awaiting_tool_response = False
+        self._conversation: list[types.Content] = list(request.contents)
         self._inbox: asyncio.Queue[_Inbound] = asyncio.Queue()
 
     # --- client -> model --------------------------------------------------------------------
@@ -200,6 +206,7 @@ class ScriptedLlmConnection(BaseLlmConnection):
         """Close the connection; `receive()` ends."""
         if not self.closed:
             self.closed = True
+            self.closed_event.set()
             self._inbox.put_nowait(_Closed())
 
     def _check_open(self) -> None:
@@ -227,8 +234,13 @@ class ScriptedLlmConnection(BaseLlmConnection):
                 if not self._awaiting_tool_response:
                     continue  # a stray response; the real API ignores it too
                 self._awaiting_tool_response = False
+                self._conversation.append(message.content)
                 message = _Turn("", audio=False)
-            item = await self._resolve(self._next_item(self.request))
+            else:
+                said = types.Content(role="user", parts=[types.Part(text=message.said)])
+                self._conversation.append(said)
+            turn_request = self._turn_request()
+            item = await self._resolve(self._next_item(turn_request), turn_request)
             for response in self._answer(item, message):
                 yield response
 
@@ -240,14 +252,18 @@ class ScriptedLlmConnection(BaseLlmConnection):
             or not isinstance(script[index], LiveGoAway | LiveDrop)
         ):
             return []
-        item = self._next_item(self.request)
+        item = self._next_item(self._turn_request())
         if isinstance(item, LiveDrop):
             return [LlmResponse(error_code=item.code, error_message=item.message)]
         return [LlmResponse(custom_metadata={GO_AWAY: {"time_left": item.time_left}})]
 
-    async def _resolve(self, item: Any) -> Any:
+    def _turn_request(self) -> LlmRequest:
+        """The connection's request with the conversation so far as `contents`."""
+        return self.request.model_copy(update={"contents": list(self._conversation)})
+
+    async def _resolve(self, item: Any, request: LlmRequest) -> Any:
         if callable(item) and not isinstance(item, BaseException | type):
-            item = item(self.request)
+            item = item(request)
             if inspect.isawaitable(item):
                 item = await item
         if isinstance(item, BaseException):
@@ -275,9 +291,12 @@ class ScriptedLlmConnection(BaseLlmConnection):
         calls = [p for p in parts if p.function_call is not None]
         if text:
             responses.extend(self._say(text))
+        if text:
+            self._conversation.append(_model(types.Part(text=text)))
         if calls:
             calls = [_with_call_id(p) for p in calls]
             responses.append(LlmResponse(content=types.Content(role="model", parts=calls)))
+            self._conversation.append(types.Content(role="model", parts=calls))
             self._awaiting_tool_response = True
             return responses
         usage = types.GenerateContentResponseUsageMetadata(

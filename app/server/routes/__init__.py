@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.server.routes import apps, artifacts, events, health, runs, sessions
+from app.server.routes import apps, artifacts, events, health, live, runs, sessions
 
 ROUTERS = [
     health.router,
@@ -11,6 +11,7 @@ ROUTERS = [
     sessions.router,
     events.router,
     artifacts.router,
+    live.router,
 ]
 """Routers in registration order (`:run` before the plain session routes)."""
 

@@ -521,3 +521,34 @@ async def test_each_connection_counts_as_one_model_call() -> None:
     with pytest.raises(Exception, match="Max number of llm calls"):
         async with asyncio.timeout(TIMEOUT):
             await live.task
+
+
+async def test_callable_items_see_the_conversation_of_the_connection() -> None:
+    seen: list[list[str]] = []
+
+    def reply(request: Any) -> Any:
+        seen.append([f"{c.role}:{describe_part(c.parts[0])}" for c in request.contents])
+        if len(seen) == 1:
+            return function_call("get_time", {"tz": "UTC"})
+        return "noon"
+
+    model = ScriptedModel(responses=[reply, reply])
+    runner = await new_runner(Agent(name="bot", model=model, tools=[get_time]))
+    live = LiveRun(runner, TEXT)
+
+    live.queue.send_content(user("time?"))
+    await live.until(turn_complete)
+    await live.close()
+
+    assert seen == [
+        ["user:time?"],
+        ["user:time?", "model:call get_time", "user:response get_time"],
+    ]
+
+
+def describe_part(part: types.Part) -> str:
+    if part.function_call:
+        return f"call {part.function_call.name}"
+    if part.function_response:
+        return f"response {part.function_response.name}"
+    return part.text or ""
