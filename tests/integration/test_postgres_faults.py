@@ -1,0 +1,167 @@
+"""DatabaseSessionService when Postgres goes away: clean failures, no half-written events,
+and recovery without a restart of the service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+from google.genai import types
+from sqlalchemy.engine import make_url
+
+from app.errors import DatabaseUnavailableError
+from app.events import Event
+from app.sessions import DatabaseSessionService, Session
+from app.sessions.migration import upgrade
+from app.testing.postgres import PostgresCluster, find_bin_dir
+
+pytestmark = pytest.mark.postgres
+
+APP, USER = "app", "alice"
+
+
+def message(text: str) -> Event:
+    return Event(author="user", content=types.Content(role="user", parts=[types.Part(text=text)]))
+
+
+def dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def stored_counts(url: str, session_id: str) -> tuple[int, int, int]:
+    """Return (sessions.seq, number of event rows, max event seq) straight from the tables."""
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        row = await conn.fetchrow(
+            "SELECT s.seq, count(e.seq) AS n, coalesce(max(e.seq), 0) AS top FROM sessions s "
+            "LEFT JOIN events e ON e.app_name = s.app_name AND e.user_id = s.user_id "
+            "AND e.session_id = s.id WHERE s.id = $1 GROUP BY s.seq",
+            session_id,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return row["seq"], row["n"], row["top"]
+
+
+async def wait_for(condition_sql: str, url: str, timeout: float = 10.0) -> int:
+    """Poll a query until it returns a row; return its first column."""
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                value = await conn.fetchval(condition_sql)
+                if value is not None:
+                    return int(value)
+                await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway Postgres for this test alone: it will be stopped and started again."""
+    if find_bin_dir() is None:
+        pytest.skip("needs local PostgreSQL server binaries (initdb, pg_ctl) to restart a server")
+    cluster = PostgresCluster.start_new()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+async def service(pg_db_url: str) -> AsyncIterator[DatabaseSessionService]:
+    svc = DatabaseSessionService(pg_db_url)
+    try:
+        yield svc
+    finally:
+        await svc.close()
+
+
+async def test_restart_fails_the_call_cleanly_then_recovers(own_cluster: PostgresCluster) -> None:
+    url = own_cluster.url()
+    await upgrade(url)
+    service = DatabaseSessionService(url)
+    try:
+        session = await service.create_session(app_name=APP, user_id=USER, state={"n": 0})
+        for text in ("one", "two"):
+            await service.append_event(session, message(text))
+
+        await asyncio.to_thread(own_cluster.stop, "fast")
+        during = message("during the outage")
+        async with asyncio.timeout(10):  # fails fast: no hang on a dead server
+            with pytest.raises(DatabaseUnavailableError, match=r"unavailable|dropped"):
+                await service.append_event(session, during)
+            with pytest.raises(DatabaseUnavailableError):
+                await service.get_session(app_name=APP, user_id=USER, session_id=session.id)
+        assert during.seq is None  # nothing of the failed append leaked into the objects
+        assert session.last_seq == 2 and len(session.events) == 2
+
+        await asyncio.to_thread(own_cluster.start)
+        loaded = await service.get_session(app_name=APP, user_id=USER, session_id=session.id)
+        assert loaded is not None
+        assert [e.text() for e in loaded.events] == ["one", "two"] and loaded.last_seq == 2
+        await service.append_event(session, message("three"))  # the same object goes on
+        assert session.last_seq == 3
+    finally:
+        await service.close()
+    assert await stored_counts(url, session.id) == (3, 3, 3)
+
+
+async def test_connection_killed_mid_append_writes_nothing(
+    service: DatabaseSessionService, pg_db_url: str
+) -> None:
+    session = await service.create_session(app_name=APP, user_id=USER)
+    await service.append_event(session, message("before"))
+
+    # Hold the session row so the append blocks inside the database, then kill its backend.
+    blocker = await asyncpg.connect(dsn(pg_db_url))
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", session.id)
+        victim = message("killed")
+        append = asyncio.create_task(service.append_event(session, victim))
+        pid = await wait_for(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' LIMIT 1",
+            pg_db_url,
+        )
+        await blocker.fetchval("SELECT pg_terminate_backend($1)", pid)
+        async with asyncio.timeout(10):
+            with pytest.raises(DatabaseUnavailableError):
+                await append
+        await tx.rollback()
+    finally:
+        await blocker.close()
+
+    assert victim.seq is None and session.last_seq == 1
+    assert await stored_counts(pg_db_url, session.id) == (1, 1, 1)
+    await service.append_event(session, message("after"))  # reconnects on its own
+    loaded = await service.get_session(app_name=APP, user_id=USER, session_id=session.id)
+    assert loaded is not None and [e.text() for e in loaded.events] == ["before", "after"]
+    assert await stored_counts(pg_db_url, session.id) == (2, 2, 2)
+
+
+async def test_idle_connections_dropped_by_the_server_are_replaced(
+    service: DatabaseSessionService, pg_db_url: str
+) -> None:
+    sessions: list[Session] = [
+        await service.create_session(app_name=APP, user_id=USER) for _ in range(3)
+    ]
+    admin = await asyncpg.connect(dsn(pg_db_url))
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    assert killed >= 1
+    for session in sessions:  # pool_pre_ping notices and reconnects: no error at all
+        await service.append_event(session, message("still here"))
+    listed = await service.list_sessions(app_name=APP, user_id=USER)
+    assert sorted(s.last_seq for s in listed.sessions) == [1, 1, 1]
