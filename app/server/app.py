@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import app as app_package
 from app.artifacts import BaseArtifactService, InMemoryArtifactService
@@ -46,9 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     # add_middleware wraps: the last one added is the outermost. CORS goes outside so that
-    # 413s carry CORS headers; gzip skips text/event-stream by default.
+    # 413s carry CORS headers.
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(GZipExceptRunsMiddleware, minimum_size=1024)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -58,6 +59,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["*"],
         )
     return app
+
+
+class GZipExceptRunsMiddleware:
+    """Gzip large JSON responses (session and event listings), but never a run.
+
+    A run is SSE (compression would buffer frames) or a short JSON body; skipping the gzip
+    wrapper entirely on `:run` also keeps its per-message send hook off the hot path.
+    """
+
+    def __init__(self, app: ASGIApp, minimum_size: int = 1024) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].endswith(":run"):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _lifespan(settings: Settings) -> Callable[[FastAPI], AsyncIterator[None]]:
@@ -137,7 +156,9 @@ async def open_session_service(
     from app.sessions._engine import redact
     from app.sessions.database_session_service import DatabaseSessionService
 
-    service = DatabaseSessionService(url)
+    # No pre-ping: it costs a round trip on every pool checkout (three per chat run). After a
+    # database restart, the first request on each stale connection fails (503) instead.
+    service = DatabaseSessionService(url, pool_pre_ping=False)
     try:
         if not await migration.is_at_head(service.engine):
             if not settings.migrate_on_start:

@@ -64,3 +64,18 @@ async def test_cors_headers_follow_settings(make_client) -> None:  # type: ignor
         assert response.headers["access-control-allow-origin"] == "http://ui.example"
         other = await c.get("/apps", headers={"origin": "http://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+async def test_large_json_is_gzipped_but_runs_are_not(client: httpx.AsyncClient) -> None:
+    base = "/apps/scripted/users/u1/sessions"
+    await client.post(base, json={"sessionId": "g", "state": {"big": "x" * 5000}})
+    listing = await client.get(base, headers={"accept-encoding": "gzip"})
+    assert listing.headers["content-encoding"] == "gzip"
+    assert listing.json()["sessions"][0]["state"]["big"] == "x" * 5000
+    run = await client.post(
+        f"{base}/g:run",
+        json={"newMessage": {"parts": [{"text": "chat"}]}},
+        headers={"accept-encoding": "gzip"},
+    )
+    assert run.status_code == 200
+    assert "content-encoding" not in run.headers

@@ -1,0 +1,276 @@
+"""HTTP load benchmark: our server under the ADK bench's load generator.
+
+Starts a throwaway Postgres (durability at the defaults, like the ADK bench's), migrates a
+database, starts `uvicorn --factory app.server.app:create_app` with 1 worker at log level
+warning on the same event loop and HTTP parser as the ADK run (asyncio + h11), serving
+`benchmarks/bench_agents` (the ADK bench mock), and drives it with
+/work/shared/bench-adk/loadgen.py using `benchmarks/profiles/ours.json`.
+
+    .venv/bin/python benchmarks/http_load.py                   # W1, W2 at c=1,8,32 and W4
+    .venv/bin/python benchmarks/http_load.py --duration 5 --workloads w1
+
+Writes the raw loadgen JSON to benchmarks/results/ and the table to
+benchmarks/RESULTS-http_load.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from app.sessions.migration import upgrade
+from app.testing.postgres import PostgresCluster, find_bin_dir, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(os.environ.get("BENCH_ADK_DIR", "/work/shared/bench-adk"))
+LOADGEN = BENCH_DIR / "loadgen.py"
+PROFILE = ROOT / "benchmarks" / "profiles" / "ours.json"
+AGENTS = ROOT / "benchmarks" / "bench_agents"
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+RESULTS_MD = ROOT / "benchmarks" / "RESULTS-http_load.md"
+
+# Same as the ADK bench's pg.sh, and durability back at the defaults (fsync on).
+_BENCH_PG_SETTINGS = """
+# --- benchmarks/http_load.py: the ADK bench's settings ---
+shared_buffers = 256MB
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+"""
+
+# ADK 2.13 on this machine (bench-adk/README.md, two passes): runs/s, p50, p99, CPU ms/run.
+ADK = {
+    ("w1", 1): "64.6 / 65.2 | 14.7 | 25.1 | 13.8",
+    ("w1", 8): "70.8 / 71.9 | 106 | 205 | 13.8",
+    ("w1", 32): "65.3 / 62.3 | 466 | 853 | 14.3",
+    ("w2", 1): "40.4 / 35.6 | 23.4 | 44.4 | 21.4",
+    ("w2", 8): "40.2 / 40.8 | 183 | 351 | 24.3",
+    ("w2", 32): "39.9 / 40.0 | 795 | 1152 | 24.5",
+    ("w4", 1): "16.7 / 16.4 | 58.1 | 132 | 58",
+    ("w4", 8): "14.8 / 14.7 | 530 | 629 | 67",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write the results table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workloads", default="w1,w2,w4")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--loop", default="asyncio", help="uvicorn --loop (ADK ran asyncio)")
+    parser.add_argument("--http", default="h11", help="uvicorn --http (ADK ran h11)")
+    parser.add_argument("--label", default="ours")
+    parser.add_argument("--no-write", action="store_true", help="do not write RESULTS md")
+    parser.add_argument("--py-spy", type=Path, help="record a py-spy raw profile of the server")
+    args = parser.parse_args(argv)
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        print("PostgreSQL server binaries not found", file=sys.stderr)
+        return 2
+    cluster = PostgresCluster(bin_dir, Path(tempfile.mkdtemp(prefix="http-load-pg-")), free_port())
+    cluster.init()
+    with (cluster.data_dir / "postgresql.conf").open("a", encoding="utf-8") as conf:
+        conf.write(_BENCH_PG_SETTINGS)
+    cluster.start()
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        url = asyncio.run(_create_database(cluster))
+        port = free_port()
+        log_path = RESULTS_DIR / f"{args.label}-server.log"
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        server = _start_server(url, port, args, log_path)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = RESULTS_DIR / f"{args.label}-{stamp}.json"
+        command = [
+            "python3",
+            str(LOADGEN),
+            "--profile-file",
+            str(PROFILE),
+            "--base",
+            f"http://127.0.0.1:{port}",
+            "--server-pid",
+            str(server.pid),
+            "--pg-pid",
+            str(cluster.pid),
+            "--workloads",
+            args.workloads,
+            "--concurrency",
+            args.concurrency,
+            "--duration",
+            str(args.duration),
+            "--label",
+            args.label,
+            "--out",
+            str(out),
+        ]
+        spy = None
+        if args.py_spy:
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "-p",
+                    str(server.pid),
+                    "-o",
+                    str(args.py_spy),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "250",
+                    "--nonblocking",
+                ],
+            )
+        subprocess.run(command, check=True)
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(timeout=60)
+        failed = log_path.read_text(errors="replace").count("run failed")
+        results = json.loads(out.read_text())
+        table = render(results, args, failed_runs=failed)
+        print(table)
+        if not args.no_write:
+            RESULTS_MD.write_text(table)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=15)
+        cluster.destroy()
+    return 0
+
+
+async def _create_database(cluster: PostgresCluster) -> str:
+    import asyncpg
+
+    admin = cluster.url("postgres").replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute('CREATE DATABASE "bench"')
+    finally:
+        await conn.close()
+    url = cluster.url("bench")
+    await upgrade(url)
+    return url
+
+
+def _start_server(
+    url: str, port: int, args: argparse.Namespace, log_path: Path
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "AGENT_SERVICE_DATABASE_URL": url,
+        "AGENT_SERVICE_AGENTS_DIR": str(AGENTS),
+        "AGENT_SERVICE_LOG_LEVEL": "warning",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "app.server.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--loop",
+        args.loop,
+        "--http",
+        args.http,
+    ]
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.terminate()
+    raise RuntimeError("server did not become healthy")
+
+
+def render(results: dict[str, Any], args: argparse.Namespace, *, failed_runs: int) -> str:
+    """Return the markdown table of one pass, with the ADK figures beside ours."""
+    meta = results["meta"]
+    lines = [
+        "# HTTP load: agent-service vs ADK 2.13 api_server",
+        "",
+        f"Measured {meta['date']} on {meta['cpus']} cores, Python {meta['python']}, "
+        f"{meta['duration_s']:.0f} s per level, loadgen client `{meta['client']}`. "
+        f"Server: 1 uvicorn worker, `--loop {args.loop} --http {args.http}`, log level warning, "
+        "on a throwaway Postgres with default durability (fsync on). Same load generator, "
+        "workloads and mock model behaviour as the ADK bench (`/work/shared/bench-adk`). "
+        "`benchmarks/http_load.py` reproduces it.",
+        "",
+        "ADK columns are the two passes of bench-adk/README.md (runs/s) and its first pass "
+        "(p50, p99 in ms, server CPU ms per run).",
+        "",
+        "| wl | conc | runs/s | p50 ms | p99 ms | server CPU ms/run | PG CPU ms/run | errors |"
+        " ADK runs/s | ADK p50 | ADK p99 | ADK CPU ms/run | speed-up (runs/s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for wl in ("w1", "w2", "w4"):
+        for row in results.get(wl, []):
+            conc = row["concurrency"]
+            adk = ADK.get((wl, conc))
+            adk_cells = adk.split(" | ") if adk else ["", "", "", ""]
+            speedup = ""
+            if adk:
+                adk_rate = float(adk_cells[0].split(" / ")[0])
+                speedup = f"{row['runs_per_s'] / adk_rate:.1f}x"
+            lat = row["lat_ms"]
+            lines.append(
+                f"| {wl.upper()} | {conc} | {row['runs_per_s']} | {lat['p50']} | {lat['p99']} | "
+                f"{row['server_cpu_ms_per_run']} | {row['pg_cpu_ms_per_run']} | {row['errors']} | "
+                + " | ".join(adk_cells)
+                + f" | {speedup} |"
+            )
+    w4 = results.get("w4", [])
+    if w4:
+        lines += [
+            "",
+            "W4 (`stream 200`, 200 partial events + final): "
+            + "; ".join(
+                f"c={r['concurrency']}: TTFE p50 {r['ttfe_ms']['p50']} ms, "
+                f"{r['sse_events_per_s']} SSE events/s"
+                for r in w4
+            ),
+        ]
+    rss0 = meta.get("server_rss_kib_start") or 0
+    rss1 = meta.get("server_rss_kib_end") or 0
+    lines += [
+        "",
+        f"Server RSS {rss0 / 1024:.0f} MiB at start, {rss1 / 1024:.0f} MiB at end. "
+        f"Runs that failed in-band (server log `run failed`): {failed_runs}. "
+        "Event counts include the `event: end` frame (profile `expect_events`); runs with "
+        "another count: "
+        + ", ".join(
+            f"{wl.upper()} c={r['concurrency']}: {r['unexpected_event_count_runs']}"
+            for wl in ("w1", "w2", "w4")
+            for r in results.get(wl, [])
+        )
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
