@@ -1,6 +1,9 @@
 """The `agent-service` command line: one function per subcommand.
 
     agent-service migrate [--database-url URL] [--check]
+    agent-service serve [--host H] [--port P] [--workers N] [--reload]
+    agent-service openapi [--out openapi/openapi.json]
+    agent-service run APP "message" [--user U] [--session S] [--agents-dir D] [--db]
 
 Exit codes: 0 success, 1 "not done" (e.g. `migrate --check` on a database behind head),
 2 bad usage, bad configuration, or an unreachable database.
@@ -15,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from app.errors import ConfigError, DatabaseUnavailableError
+from app.server.cli_commands import add_server_commands
 from app.sessions._engine import DEFAULT_DATABASE_URL, redact
 from app.sessions.migration import current_revision, head_revision, upgrade
 
@@ -45,6 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_migrate(subcommands)
+    add_server_commands(subcommands)  # serve, openapi, run (app/server/cli_commands.py)
     return parser
 
 
