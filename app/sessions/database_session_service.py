@@ -227,7 +227,11 @@ class DatabaseSessionService(BaseSessionService):
             raise InvalidRequestError("limit must be 0 or more.")
         key = (app_name, user_id, session_id)
         async with self._database():
-            jsons = await self._sql.list_events(key, max(after_seq, 0), limit)
+            jsons = await self._sql.list_events(
+                key,
+                min(max(after_seq, 0), NO_LIMIT),  # keep SQL within BIGINT
+                None if limit is None else min(limit, NO_LIMIT),
+            )
         if jsons is None:
             raise SessionNotFoundError(session_id)
         return [Event.model_validate_json(raw) for raw in jsons]
@@ -362,10 +366,10 @@ def _window(config: GetSessionConfig | None, entry: CachedSession | None) -> Win
     floor = 0
     recent = NO_LIMIT
     if config is not None:
-        floor = max(config.after_seq or 0, 0)
+        floor = min(max(config.after_seq or 0, 0), NO_LIMIT)  # keep SQL within BIGINT
         # With a timestamp filter the newest N are only known after filtering: fetch them all.
         if config.num_recent_events is not None and config.after_timestamp is None:
-            recent = max(config.num_recent_events, 0)
+            recent = min(max(config.num_recent_events, 0), NO_LIMIT)
     if entry is None:
         return Window(floor=floor, recent=recent)
     return Window(
