@@ -193,6 +193,8 @@ async def test_get_session_selects_events(session_service: BaseSessionService) -
     assert texts(await reload(session_service, session, after_seq=3)) == ["d", "e"]
     assert texts(await reload(session_service, session, after_seq=5)) == []
     assert texts(await reload(session_service, session, after_seq=-4)) == list("abcde")
+    assert texts(await reload(session_service, session, after_seq=10**30)) == []
+    assert texts(await reload(session_service, session, num_recent_events=10**30)) == list("abcde")
     combined = await reload(
         session_service, session, after_seq=1, after_timestamp=1003.0, num_recent_events=1
     )
@@ -358,6 +360,8 @@ async def test_list_events_pages_by_seq_cursor(session_service: BaseSessionServi
     assert await page(4, 10) == [(5, "e"), (6, "f")]
     assert await page(6) == []
     assert await page(0, 0) == []
+    assert await page(10**30) == []
+    assert await page(5, 10**30) == [(6, "f")]
     with pytest.raises(SessionNotFoundError):
         await session_service.list_events(app_name=APP, user_id="bob", session_id=session.id)
 
