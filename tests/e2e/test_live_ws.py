@@ -582,3 +582,28 @@ async def test_live_sessions_run_concurrently_with_http(server: LiveServer) -> N
 
     assert health.status_code == 200
     assert all(describe(frames[-2]) == "live_agent text=a" for frames in results)
+
+
+async def test_a_client_slower_than_the_model_is_closed_with_1013(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.server.routes import live as live_route
+
+    stalled = asyncio.Event()
+
+    async def stalled_writer(self: Any) -> None:
+        stalled.set()
+        await asyncio.Event().wait()  # a client whose socket never drains
+
+    monkeypatch.setattr(live_route, "OUTBOUND_FRAMES", 4)
+    monkeypatch.setattr(live_route._LiveConnection, "_write", stalled_writer)
+    server.model.responses.append(" ".join(["word"] * 20))  # 20 chunks + more: > 4 frames
+
+    async with connect(server.url(query="modalities=TEXT")) as ws:
+        await ws.send(text_turn("talk a lot"))
+        code, reason, _ = await close_of(ws)
+
+    assert stalled.is_set()
+    assert code == 1013 and "too slow" in reason
+    await server.log.wait_closed()
+    assert (await stored(server))[0] == "user text=talk a lot"  # the session stays readable

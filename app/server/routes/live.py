@@ -323,7 +323,9 @@ class _LiveConnection:
                 400, "invalid_request", "A binary frame is 16-bit PCM: a non-zero even length."
             )
         else:
-            self.queue.send_realtime(types.Blob(mime_type=INPUT_AUDIO_MIME, data=data))
+            # Trusted fields: skip google-genai's validation (~3 µs of ~60 µs per chunk).
+            blob = types.Blob.model_construct(mime_type=INPUT_AUDIO_MIME, data=data)
+            self.queue.send_realtime(blob)
 
     def _parse(self, text: str) -> LiveRequest | None:
         if len(text) > MAX_FRAME_BYTES or len(text.encode()) > MAX_FRAME_BYTES:
