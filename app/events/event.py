@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from google.genai import types
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from app.events.event_actions import EventActions
 from app.events.llm_response import LlmResponse
@@ -52,6 +53,10 @@ class Event(LlmResponse):
 
     seq: int | None = None
     """Position in the session (1, 2, 3...), set when the event is stored."""
+
+    # Per-viewer model contents derived from this event (see flows/contents.py), so that
+    # building a request does not re-derive the whole history on every model call.
+    _views: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def is_final_response(self) -> bool:
         """Return True when this event ends the agent's turn for the user."""

@@ -1,9 +1,17 @@
-"""Build the model's `contents` from a session's history, as seen by one agent."""
+"""Build the model's `contents` from a session's history, as seen by one agent.
+
+Each event's model-facing content (its own, with our generated call ids stripped, or the
+"For context:" rewrite another agent sees) is derived once and cached on the event. The list
+of visible (event, content) pairs is cached too, on the session's first event, per agent and
+branch, so a model call late in a long session only looks at the events added since the
+previous call. Stored events are immutable, which is what makes both caches safe.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from google.genai import types
 
@@ -32,79 +40,115 @@ def build_contents(
     sees function calls to tools it does not have. With `current_turn_only`, history before
     the latest user message is left out (`include_contents="none"`).
     """
-    selected = _select(events, branch)
+    visible, contents = _visible(events, agent_name, branch)
     if current_turn_only:
-        selected = _current_turn(selected)
-    selected = _rearrange_latest_function_response(selected)
+        start = _current_turn_start(visible)
+        visible, contents = visible[start:], contents[start:]
+    return _rearrange_latest_function_response(visible, contents)
+
+
+def _visible(
+    events: Sequence[Event], agent_name: str, branch: str | None
+) -> tuple[list[Event], list[types.Content]]:
+    """Return the events `agent_name` in `branch` sees and their model contents (copies)."""
+    if not events:
+        return [], []
+    # Read the private dict directly: pydantic's __getattr__ for private attributes is slow.
+    store: dict[Any, Any] = events[0].__pydantic_private__["_views"]  # type: ignore[index]
+    key = ("prefix", agent_name, branch)
+    visible: list[Event] = []
     contents: list[types.Content] = []
-    for event in selected:
-        content = event.content
-        assert content is not None
-        if event.author != "user" and event.author != agent_name:
-            content = _as_context(event)
-        elif _has_client_call_ids(content):
-            content = _strip_client_call_ids(content)
-        contents.append(content)
-    return contents
+    start = 0
+    cached = store.get(key)
+    if cached is not None:
+        covered, last, cached_visible, cached_contents = cached
+        if covered <= len(events) and events[covered - 1] is last:
+            visible, contents = list(cached_visible), list(cached_contents)
+            start = covered
+    for index in range(start, len(events)):
+        event = events[index]
+        if event.branch and not belongs_to_branch(branch, event):
+            continue
+        content = model_view(event, agent_name)
+        if content is not None:
+            visible.append(event)
+            contents.append(content)
+    store[key] = (len(events), events[-1], visible, contents)
+    return list(visible), list(contents)
 
 
-def _select(events: Sequence[Event], branch: str | None) -> list[Event]:
-    return [
-        e
-        for e in events
-        if e.content is not None
-        and e.content.parts
-        and not e.partial
-        and belongs_to_branch(branch, e)
-    ]
+def model_view(event: Event, agent_name: str) -> types.Content | None:
+    """Return what the model of `agent_name` sees of `event` (None: nothing), cached."""
+    content = event.content
+    views: dict[str, Any] = event.__pydantic_private__["_views"]  # type: ignore[index]
+    cached = views.get(agent_name)
+    if cached is not None and cached[0] is content:
+        return cached[1]  # type: ignore[no-any-return]
+    view: types.Content | None
+    if content is None or not content.parts or event.partial:
+        view = None
+    elif event.author != "user" and event.author != agent_name:
+        view = _as_context(event)
+    elif _has_client_call_ids(content):
+        view = _strip_client_call_ids(content)
+    else:
+        view = content
+    # Keyed on the content's identity: a copy with new content never reuses a stale view.
+    views[agent_name] = (content, view)
+    return view
 
 
-def _current_turn(events: list[Event]) -> list[Event]:
-    for i in range(len(events) - 1, -1, -1):
-        if events[i].author == "user":
-            return events[i:]
-    return events
+def _current_turn_start(visible: list[Event]) -> int:
+    for i in range(len(visible) - 1, -1, -1):
+        if visible[i].author == "user":
+            return i
+    return 0
 
 
-def _rearrange_latest_function_response(events: list[Event]) -> list[Event]:
+def _rearrange_latest_function_response(
+    visible: list[Event], contents: list[types.Content]
+) -> list[types.Content]:
     """Place a late function response (long-running tool) right after its call.
 
     When the latest event answers a call made several events ago, the events in between
     (interim replies) are dropped so the call and its response are adjacent, as models need.
     """
-    if len(events) < 2:
-        return events
-    responses = events[-1].get_function_responses()
+    if len(visible) < 2:
+        return contents
+    responses = visible[-1].get_function_responses()
     if not responses:
-        return events
+        return contents
     ids = {r.id for r in responses if r.id}
-    if not ids or any(c.id in ids for c in events[-2].get_function_calls()):
-        return events
-    for i in range(len(events) - 2, -1, -1):
-        call_ids = {c.id for c in events[i].get_function_calls()}
+    if not ids or any(c.id in ids for c in visible[-2].get_function_calls()):
+        return contents
+    for i in range(len(visible) - 2, -1, -1):
+        call_ids = {c.id for c in visible[i].get_function_calls()}
         if call_ids & ids:
             # Keep responses to other calls of that event which came in between.
-            between = [
-                e
-                for e in events[i + 1 : -1]
-                if any(r.id in call_ids for r in e.get_function_responses())
+            answering = [
+                j
+                for j in range(i + 1, len(visible))
+                if any(r.id in call_ids for r in visible[j].get_function_responses())
             ]
-            merged = _merge_responses([*between, events[-1]], call_ids)
-            return [*events[: i + 1], merged]
-    return events
+            return [*contents[: i + 1], _merge_responses(visible, contents, answering, call_ids)]
+    return contents
 
 
-def _merge_responses(events: list[Event], call_ids: set[str | None]) -> Event:
+def _merge_responses(
+    visible: list[Event],
+    contents: list[types.Content],
+    answering: list[int],
+    call_ids: set[str | None],
+) -> types.Content:
     by_id: dict[str | None, types.Part] = {}
-    for event in events:
-        assert event.content is not None
-        for part in event.content.parts or []:
-            if part.function_response and part.function_response.id in call_ids:
-                by_id[part.function_response.id] = part
-    last = events[-1]
-    return last.model_copy(
-        update={"content": types.Content(role="user", parts=list(by_id.values()))}
-    )
+    for j in answering:
+        stored_parts = visible[j].content.parts if visible[j].content else None
+        shown_parts = contents[j].parts or []
+        # The shown content may have our generated ids stripped: pair parts by position.
+        for stored, shown in zip(stored_parts or [], shown_parts, strict=False):
+            if stored.function_response and stored.function_response.id in call_ids:
+                by_id[stored.function_response.id] = shown
+    return types.Content(role="user", parts=list(by_id.values()))
 
 
 def _has_client_call_ids(content: types.Content) -> bool:
