@@ -52,7 +52,8 @@ class InMemoryArtifactService(BaseArtifactService):
                 size_bytes=size,
                 custom_metadata=dict(custom_metadata or {}),
             )
-            versions.append((artifact, meta))
+            # Copies on the way in and out: callers may mutate their Part objects.
+            versions.append((artifact.model_copy(deep=True), meta))
             return meta.version
 
     async def load_artifact(
@@ -70,9 +71,9 @@ class InMemoryArtifactService(BaseArtifactService):
             if not versions:
                 return None
             if version is None:
-                return versions[-1][0]
+                return versions[-1][0].model_copy(deep=True)
             if 0 <= version < len(versions):
-                return versions[version][0]
+                return versions[version][0].model_copy(deep=True)
             return None
 
     async def list_artifact_keys(
@@ -86,7 +87,7 @@ class InMemoryArtifactService(BaseArtifactService):
                 if app == app_name
                 and uid == user_id
                 and versions
-                and (sid is None or sid == session_id)
+                and (sid == session_id or (sid is None and is_user_scoped(name)))
             }
         return sorted(names)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.genai import types
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -15,7 +16,7 @@ class EventCompaction(BaseModel):
 
     start_timestamp: float
     end_timestamp: float
-    compacted_content: Any
+    compacted_content: types.Content
 
 
 class EventActions(BaseModel):

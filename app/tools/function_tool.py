@@ -37,14 +37,44 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     block = rest[: end.start()] if end else rest
     args: dict[str, str] = {}
     current: str | None = None
+    arg_indent: int | None = None
     for line in block.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
         arg = _ARG_LINE.match(line)
-        if arg:
+        # Only lines at the first argument's indentation start a new argument; deeper lines
+        # continue the description, even when they contain "word:".
+        if arg and (arg_indent is None or indent == arg_indent):
+            arg_indent = indent
             current = arg.group(1).lstrip("*")
             args[current] = arg.group(2).strip()
-        elif current and line.strip():
+        elif current:
             args[current] = (args[current] + " " + line.strip()).strip()
     return description, args
+
+
+def _resolve_hints(func: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
+    """Resolve the parameters' type hints one by one, so one unresolvable annotation (say a
+    ToolContext imported only for type checkers) does not erase the others' types."""
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # noqa: BLE001 - fall back to resolving each annotation alone
+        pass
+    namespace = dict(getattr(func, "__globals__", {}))
+    hints: dict[str, Any] = {}
+    for name, param in signature.parameters.items():
+        annotation = param.annotation
+        if annotation is inspect.Parameter.empty:
+            continue
+        if isinstance(annotation, str):
+            try:
+                # The tool author's own annotation, evaluated in its own module.
+                annotation = eval(annotation, namespace)
+            except Exception:  # noqa: BLE001 - unresolvable: let the model send anything
+                annotation = Any
+        hints[name] = annotation
+    return hints
 
 
 def _strip_titles(schema: Any) -> Any:
@@ -84,10 +114,7 @@ class FunctionTool(BaseTool):
     def _build_args_model(
         self, func: Callable[..., Any], signature: inspect.Signature, arg_docs: dict[str, str]
     ) -> type[BaseModel]:
-        try:
-            hints = typing.get_type_hints(func)
-        except (NameError, TypeError):
-            hints = {}
+        hints = _resolve_hints(func, signature)
         fields: dict[str, Any] = {}
         for pname, param in signature.parameters.items():
             if pname in _INJECTED or param.kind in (

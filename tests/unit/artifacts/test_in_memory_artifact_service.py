@@ -224,11 +224,6 @@ async def test_part_without_data_is_rejected(
     assert await keys(service) == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: InMemoryArtifactService stores the caller's Part object itself, so changing "
-    "that Part after save_artifact rewrites the stored version",
-    strict=True,
-)
 async def test_saved_version_is_unaffected_by_later_changes_to_the_callers_part(
     service: InMemoryArtifactService,
 ) -> None:
@@ -240,11 +235,6 @@ async def test_saved_version_is_unaffected_by_later_changes_to_the_callers_part(
     assert await load(service, "notes.txt", version=0) == text("draft 1")
 
 
-@pytest.mark.xfail(
-    reason="BUG: load_artifact returns the stored Part object itself, so a caller that "
-    "changes the loaded Part rewrites the stored version",
-    strict=True,
-)
 async def test_changing_a_loaded_part_does_not_change_the_stored_version(
     service: InMemoryArtifactService,
 ) -> None:
@@ -257,12 +247,6 @@ async def test_changing_a_loaded_part_does_not_change_the_stored_version(
     assert await load(service, "notes.txt") == text("original")
 
 
-@pytest.mark.xfail(
-    reason="BUG: a session-scoped artifact saved with session_id=None is stored under "
-    "session None, which list_artifact_keys shows in every session of the user while "
-    "load_artifact from those sessions returns None",
-    strict=True,
-)
 async def test_every_listed_key_can_be_loaded_from_that_session(
     service: InMemoryArtifactService,
 ) -> None:

@@ -141,11 +141,6 @@ def test_round_trip_keeps_inline_bytes_function_calls_and_actions() -> None:
     assert restored.content.parts[1].inline_data.data == bytes(range(256))
 
 
-@pytest.mark.xfail(
-    reason="BUG: EventCompaction.compacted_content is typed Any, so a compaction's Content "
-    "comes back from JSON as a plain dict and the round trip is not equal",
-    strict=True,
-)
 def test_round_trip_keeps_compaction_content_as_content() -> None:
     summary = text_content("The user asked about Oslo weather twice.")
     event = Event(

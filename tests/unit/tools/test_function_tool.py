@@ -169,12 +169,6 @@ def test_docstring_gives_summary_and_argument_descriptions() -> None:
     assert "Returns" not in (decl.description or "")
 
 
-@pytest.mark.xfail(
-    reason="BUG: FunctionTool resolves all hints with one typing.get_type_hints call; when any "
-    "annotation cannot be resolved (e.g. ToolContext imported under TYPE_CHECKING) every "
-    "parameter falls back to Any and the declaration loses all types",
-    strict=True,
-)
 def test_type_checking_only_tool_context_import_keeps_the_other_parameter_types() -> None:
     def remember(city: str, days: int, tool_context: TypeCheckingOnlyToolContext) -> None:
         return None
@@ -185,11 +179,6 @@ def test_type_checking_only_tool_context_import_keeps_the_other_parameter_types(
     assert props["days"].get("type") == "integer"
 
 
-@pytest.mark.xfail(
-    reason="BUG: _parse_docstring treats any indented 'word:' line in the Args section as a "
-    "new argument, so a continuation line such as 'values: C or F.' cuts the description",
-    strict=True,
-)
 def test_argument_description_continuation_containing_a_colon_is_kept() -> None:
     def convert(unit: str) -> None:
         """Convert a temperature.
