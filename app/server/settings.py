@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/agent-service.db"
     """SQLAlchemy async URL (`postgresql+asyncpg://…`, `sqlite+aiosqlite:///…`) or `memory://`."""
 
+    db_pool_size: int = Field(default=30, ge=1, le=1000)
+    """Postgres connections each process keeps open (10 more are opened for bursts)."""
+
     agents_dir: Path = Path("./agents")
     """Folder of apps: each sub-folder with an `agent.py` (or package) is one app."""
 
