@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 from collections.abc import AsyncGenerator
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from google.genai import types
 
 from app.agents.invocation_context import InvocationContext
-from app.agents.live_request_queue import LiveRequest
+from app.agents.live_request_queue import LiveRequest, LiveRequestQueue
 from app.agents.run_config import RunConfig
 from app.errors import ModelError
 from app.events.event import Event
@@ -103,9 +104,9 @@ class _Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class _Emit:
-    """An event for the consumer; `ack` is set once the consumer took it (it is stored)."""
+    """An event for the consumer (None: a barrier); `ack` is set once the consumer took it."""
 
-    event: Event
+    event: Event | None
     ack: asyncio.Event | None = None
 
 
@@ -178,7 +179,8 @@ async def run_live_flow(ctx: InvocationContext) -> AsyncGenerator[Event, None]:
             if isinstance(item, _Failure):
                 raise item.error
             assert isinstance(item, _Emit)
-            yield item.event
+            if item.event is not None:
+                yield item.event
             if item.ack is not None:
                 item.ack.set()
     finally:
@@ -201,6 +203,8 @@ class _LiveSession:
         self.failures = 0
         self.pending: LiveRequest | None = None
         """A request taken from the queue but not (known to be) sent: resent after resuming."""
+        self.pending_unstored = False
+        """The pending request is a user turn whose event was not emitted yet."""
         self.error: tuple[str, str] | None = None
         self.transfer_to: str | None = None
         self.request: LlmRequest | None = None
@@ -285,21 +289,24 @@ class _LiveSession:
     async def _send_loop(self, connection: BaseLlmConnection) -> _Outcome:
         assert self.queue is not None
         while True:
-            resend = self.pending is not None
-            request = self.pending if resend else await self.queue.get()
-            assert request is not None
-            if request.close:
-                return _Outcome.CLOSED
-            self.pending = request
-            if request.content is not None and not resend:
+            if self.pending is None:
+                request = await self.queue.get()
+                if request.close:
+                    return _Outcome.CLOSED
                 content = request.content
-                if content.role != "user":
+                if content is not None and content.role != "user":
                     content = content.model_copy(update={"role": "user"})
                     request = request.model_copy(update={"content": content})
-                    self.pending = request
-                await self._emit(
-                    Event(invocation_id=self.ctx.invocation_id, author="user", content=content)
+                self.pending = request
+                self.pending_unstored = content is not None
+            request = self.pending
+            if self.pending_unstored:
+                assert request.content is not None
+                user_event = Event(
+                    invocation_id=self.ctx.invocation_id, author="user", content=request.content
                 )
+                await self._emit(user_event)
+                self.pending_unstored = False
             try:
                 await _send(connection, request)
             except Exception as exc:  # noqa: BLE001 - any send failure means the link is gone
@@ -393,11 +400,16 @@ class _LiveSession:
         target = self.agent.root_agent.find_agent(self.transfer_to)
         if target is None:
             raise ValueError(f"Agent {self.transfer_to!r} not found in the agent tree.")
-        if self.pending is not None:
-            # Cut off mid-send by the transfer; the new agent starts from the next request.
-            logger.debug("live request dropped at transfer agent=%s", self.agent.name)
-            self.pending = None
-        async with contextlib.aclosing(target.run_live(self.ctx)) as events:
+        # The target's history must hold every event emitted so far (the user's last turn).
+        await self._emit(None, wait=True)
+        ctx = self.ctx
+        if self.pending is not None and self.pending_unstored and self.queue is not None:
+            # Taken from the queue but not yet stored or sent: the new agent gets it first.
+            queue = _HandoverQueue(self.queue, self.pending)
+            ctx = dataclasses.replace(ctx, live_request_queue=queue)
+        # A stored pending turn is in the target's history, which the target's model answers.
+        self.pending = None
+        async with contextlib.aclosing(target.run_live(ctx)) as events:
             async for event in events:
                 await self._emit(event, wait=not event.partial)
 
@@ -416,12 +428,44 @@ class _LiveSession:
             )
         )
 
-    async def _emit(self, event: Event, *, wait: bool = False) -> None:
-        """Hand `event` to the consumer; with `wait`, return only once it was taken."""
+    async def _emit(self, event: Event | None, *, wait: bool = False) -> None:
+        """Hand `event` to the consumer; with `wait`, return only once it was taken.
+
+        `None` with `wait` is a barrier: it returns once everything emitted before is stored.
+        """
         ack = asyncio.Event() if wait else None
         await self.out.put(_Emit(event, ack))
         if ack is not None:
             await ack.wait()
+
+
+class _HandoverQueue(LiveRequestQueue):
+    """The client's queue with one request put back in front (for a transferred-to agent)."""
+
+    def __init__(self, inner: LiveRequestQueue, first: LiveRequest) -> None:
+        super().__init__()
+        self._inner = inner
+        self._first: LiveRequest | None = first
+
+    @property
+    def closed(self) -> bool:
+        """True once the client's queue was closed."""
+        return self._inner.closed
+
+    def send(self, req: LiveRequest) -> None:
+        """Enqueue on the client's queue."""
+        self._inner.send(req)
+
+    def close(self) -> None:
+        """Close the client's queue."""
+        self._inner.close()
+
+    async def get(self) -> LiveRequest:
+        """Return the handed-over request first, then the client's requests."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._inner.get()
 
 
 async def _send(connection: BaseLlmConnection, request: LiveRequest) -> None:

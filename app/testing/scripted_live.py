@@ -2,7 +2,8 @@
 
 `ScriptedModel.connect()` opens a `ScriptedLlmConnection`. Each user turn consumes the next
 item of the model's script; a user turn is a text `send_content`, or `send_audio_stream_end` /
-`send_activity_end` after some realtime audio. The answer mirrors what `GeminiLlmConnection`
+`send_activity_end` after some realtime audio, or (as with Gemini) a history sent by
+`send_history` whose last content is the user's. The answer mirrors what `GeminiLlmConnection`
 yields for the real Live API:
 
 - `str`, with AUDIO in the connection's response modalities: the input transcription of the
@@ -106,6 +107,7 @@ class _Closed:
 class _Turn:
     said: str
     audio: bool
+    from_history: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,12 @@ class ScriptedLlmConnection(BaseLlmConnection):
     # --- client -> model --------------------------------------------------------------------
 
     async def send_history(self, history: list[types.Content]) -> None:
-        """Record the history (it is not answered)."""
+        """Record the history; like Gemini, answer it when its last turn is the user's."""
         self._check_open()
         self.history.extend(history)
+        if history and history[-1].role == "user":
+            said = "".join(p.text or "" for p in history[-1].parts or [])
+            self._inbox.put_nowait(_Turn(said, audio=False, from_history=True))
 
     async def send_content(self, content: types.Content) -> None:
         """Record a user turn or function responses; a turn is answered by the next item."""
@@ -236,7 +241,7 @@ class ScriptedLlmConnection(BaseLlmConnection):
                 self._awaiting_tool_response = False
                 self._conversation.append(message.content)
                 message = _Turn("", audio=False)
-            else:
+            elif not message.from_history:  # a history turn is in the conversation already
                 said = types.Content(role="user", parts=[types.Part(text=message.said)])
                 self._conversation.append(said)
             turn_request = self._turn_request()

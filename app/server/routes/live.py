@@ -146,9 +146,9 @@ def close_code(exc: BaseException) -> int:
     status = status_of(exc)
     if status == 404:
         return CLOSE_NOT_FOUND
-    if status in (400, 413, 415, 422):
+    if status in (400, 413, 415):
         return CLOSE_BAD_REQUEST
-    if status == 409:
+    if status in (409, 422):  # a run in progress; the model-call limit reached
         return CLOSE_POLICY
     return CLOSE_INTERNAL
 

@@ -552,3 +552,80 @@ def describe_part(part: types.Part) -> str:
     if part.function_response:
         return f"response {part.function_response.name}"
     return part.text or ""
+
+
+class FailingSend(ScriptedLlmConnection):
+    """Fails the second text turn it is sent, as a connection dying mid-send does."""
+
+    sends = 0
+
+    async def send_content(self, content: types.Content) -> None:
+        if not any(p.function_response for p in content.parts or []):
+            FailingSend.sends += 1
+            if FailingSend.sends == 2:
+                raise ConnectionError("link lost while sending")
+        await super().send_content(content)
+
+
+class FlakyModel(ScriptedModel):
+    def connect(self, llm_request: Any) -> Any:
+        from app.testing.scripted_live import connect_scripted
+
+        return connect_scripted(self, llm_request, self._next_item, connection_class=FailingSend)
+
+
+async def test_a_turn_lost_mid_send_is_resent_after_resuming_and_stored_once() -> None:
+    FailingSend.sends = 0
+    model = FlakyModel(responses=["first", "second"])
+    runner = await new_runner(Agent(name="bot", model=model))
+    live = LiveRun(runner, TEXT)
+
+    live.queue.send_content(user("one"))
+    await live.until(turn_complete)
+    live.queue.send_content(user("two"))
+    await live.until(turn_complete)
+    await live.close()
+
+    _, second = live_connections(model)
+    assert second.resumed_with is not None
+    assert [c.parts[0].text for c in second.contents if c.parts] == ["two"]
+    assert await stored(runner) == [
+        "user text=one",
+        "bot text=first",
+        "bot turn_complete",
+        "user text=two",
+        "bot text=second",
+        "bot turn_complete",
+    ]
+
+
+async def test_transfer_hands_the_live_session_to_the_target_agent() -> None:
+    helper_model = ScriptedModel(responses=["helper here", "hi again"])
+    helper = Agent(name="helper", model=helper_model, description="Helps.")
+    root_model = ScriptedModel(
+        responses=[function_call("transfer_to_agent", {"agent_name": "helper"})]
+    )
+    runner = await new_runner(Agent(name="root", model=root_model, sub_agents=[helper]))
+    live = LiveRun(runner, TEXT)
+
+    live.queue.send_content(user("I need help"))
+    # The helper's history ends with the user's request, so its model answers it at once.
+    transfer = await live.until(turn_complete)
+    live.queue.send_content(user("hello helper"))
+    events = await live.until(turn_complete)
+    await live.close()
+
+    assert squash([describe(e) for e in transfer]) == [
+        "user text=I need help",
+        "root call transfer_to_agent",
+        "root response transfer_to_agent",
+        "helper text~helper ",
+        "helper text~here",
+        "helper text=helper here",
+        "helper turn_complete",
+    ]
+    assert [describe(e) for e in events][-2:] == ["helper text=hi again", "helper turn_complete"]
+    assert connection(root_model).closed
+    assert [c.parts[0].text for c in connection(helper_model).contents if c.parts] == [
+        "hello helper"
+    ]
