@@ -83,7 +83,7 @@ def model_view(event: Event, agent_name: str) -> types.Content | None:
     views: dict[str, Any] = event.__pydantic_private__["_views"]  # type: ignore[index]
     cached = views.get(agent_name)
     if cached is not None and cached[0] is content:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     view: types.Content | None
     if content is None or not content.parts or event.partial:
         view = None
@@ -142,7 +142,8 @@ def _merge_responses(
 ) -> types.Content:
     by_id: dict[str | None, types.Part] = {}
     for j in answering:
-        stored_parts = visible[j].content.parts if visible[j].content else None
+        stored_content = visible[j].content
+        stored_parts = stored_content.parts if stored_content is not None else None
         shown_parts = contents[j].parts or []
         # The shown content may have our generated ids stripped: pair parts by position.
         for stored, shown in zip(stored_parts or [], shown_parts, strict=False):

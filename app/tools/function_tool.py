@@ -125,7 +125,7 @@ class FunctionTool(BaseTool):
             annotation = hints.get(pname, Any)
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[pname] = (annotation, Field(default, description=arg_docs.get(pname)))
-        return create_model(  # type: ignore[call-overload, no-any-return]
+        return create_model(
             f"{self.name}_args",
             __config__=ConfigDict(arbitrary_types_allowed=True),
             **fields,
