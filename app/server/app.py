@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -80,7 +80,7 @@ class GZipExceptRunsMiddleware:
             await self.app(scope, receive, send)
 
 
-def _lifespan(settings: Settings) -> Callable[[FastAPI], AsyncIterator[None]]:
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await build_services(settings)
@@ -90,7 +90,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AsyncIterator[None]]:
         finally:
             await close_services(services)
 
-    return lifespan  # type: ignore[return-value]
+    return lifespan
 
 
 async def build_services(settings: Settings) -> Services:

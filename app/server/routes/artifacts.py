@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
@@ -14,7 +14,7 @@ from app.sessions import BaseSessionService, GetSessionConfig
 router = APIRouter(tags=["artifacts"])
 
 _BASE = "/apps/{app}/users/{uid}/sessions/{sid}/artifacts"
-_NOT_FOUND = {404: {"model": ProblemOut}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ProblemOut}}
 
 
 async def _require_session(sessions: BaseSessionService, app: str, uid: str, sid: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
 
@@ -22,7 +22,7 @@ from app.sessions import GetSessionConfig, Session
 router = APIRouter(tags=["sessions"])
 
 _SESSION = "/apps/{app}/users/{uid}/sessions/{sid}"
-_NOT_FOUND = {404: {"model": ProblemOut}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ProblemOut}}
 
 
 def _json(body: str, status: int = 200) -> Response:
