@@ -121,23 +121,17 @@ class Runner:
             await self.session_service.append_event(
                 session, _invocation.user_event(ctx, new_message, state_delta)
             )
-        try:
-            early = await plugins.run("before_run_callback", invocation_context=ctx)
-            if early is not None:
-                event = Event(
-                    invocation_id=ctx.invocation_id, author=self.agent.name, content=early
-                )
-                yield await self._persist(ctx, event)
-            else:
-                agent = _invocation.find_agent_to_run(session, self.agent)
-                async with contextlib.aclosing(agent.run_async(ctx)) as events:
-                    async for event in events:
-                        yield await self._persist(ctx, event)
-        except GeneratorExit:
-            # The caller stopped early: still let plugins finish their bookkeeping.
+        early = await plugins.run("before_run_callback", invocation_context=ctx)
+        if early is not None:
+            event = Event(invocation_id=ctx.invocation_id, author=self.agent.name, content=early)
+            yield await self._persist(ctx, event)
             await plugins.run("after_run_callback", invocation_context=ctx)
-            raise
-        await plugins.run("after_run_callback", invocation_context=ctx)
+            return
+        agent = _invocation.find_agent_to_run(session, self.agent)
+        # aclosing: an early close by the caller must reach _run_agent now (after_run).
+        async with contextlib.aclosing(self._run_agent(ctx, agent.run_async(ctx))) as events:
+            async for event in events:
+                yield event
 
     def run(
         self,
@@ -182,16 +176,11 @@ class Runner:
             session = await self._load_session(user_id, session_id)
         ctx = self._new_context(session, None, run_config)
         ctx.live_request_queue = live_request_queue
-        plugins = self.plugin_manager
-        try:
-            agent = _invocation.find_agent_to_run(session, self.agent)
-            async with contextlib.aclosing(agent.run_live(ctx)) as events:
-                async for event in events:
-                    yield await self._persist(ctx, event)
-        except GeneratorExit:
-            await plugins.run("after_run_callback", invocation_context=ctx)
-            raise
-        await plugins.run("after_run_callback", invocation_context=ctx)
+        agent = _invocation.find_agent_to_run(session, self.agent)
+        # aclosing: an early close by the caller must reach _run_agent now (after_run).
+        async with contextlib.aclosing(self._run_agent(ctx, agent.run_live(ctx))) as events:
+            async for event in events:
+                yield event
 
     async def run_debug(
         self,
@@ -279,6 +268,23 @@ class Runner:
                 self.resumability_config and self.resumability_config.is_resumable
             ),
         )
+
+    async def _run_agent(
+        self, ctx: InvocationContext, events: AsyncGenerator[Event, None]
+    ) -> AsyncGenerator[Event, None]:
+        """Persist and yield an agent's events, then run the after_run plugins.
+
+        `after_run` also runs when the caller stops early (aclose), not on an external cancel.
+        """
+        plugins = self.plugin_manager
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield await self._persist(ctx, event)
+        except GeneratorExit:
+            await plugins.run("after_run_callback", invocation_context=ctx)
+            raise
+        await plugins.run("after_run_callback", invocation_context=ctx)
 
     async def _persist(self, ctx: InvocationContext, event: Event) -> Event:
         """on_event plugins, then store (unless partial): the one path every event takes."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from google.genai import types
@@ -91,30 +91,29 @@ class BaseAgent(BaseModel):
 
     async def run_async(self, parent_context: InvocationContext) -> AsyncGenerator[Event, None]:
         """Run the agent: callbacks around `_run_async_impl`."""
-        ctx = parent_context.for_agent(self)
-        event = await self._before_agent(ctx)
-        if event is not None:
-            yield event
-        if ctx.end_invocation:
-            return
-        async for event in self._run_async_impl(ctx):
-            yield event
-        if ctx.end_invocation:
-            return
-        event = await self._after_agent(ctx)
-        if event is not None:
+        async for event in self._run_with_callbacks(parent_context, self._run_async_impl):
             yield event
 
     async def run_live(self, parent_context: InvocationContext) -> AsyncGenerator[Event, None]:
         """Run the agent in live mode: callbacks around `_run_live_impl`."""
+        async for event in self._run_with_callbacks(parent_context, self._run_live_impl):
+            yield event
+
+    async def _run_with_callbacks(
+        self,
+        parent_context: InvocationContext,
+        impl: Callable[[InvocationContext], AsyncGenerator[Event, None]],
+    ) -> AsyncGenerator[Event, None]:
         ctx = parent_context.for_agent(self)
         event = await self._before_agent(ctx)
         if event is not None:
             yield event
         if ctx.end_invocation:
             return
-        async for event in self._run_live_impl(ctx):
+        async for event in impl(ctx):
             yield event
+        if ctx.end_invocation:
+            return
         event = await self._after_agent(ctx)
         if event is not None:
             yield event
