@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from app.artifacts.base_artifact_service import ArtifactVersion, BaseArtifactService
+from app.artifacts.database_artifact_service import DatabaseArtifactService
 from app.artifacts.in_memory_artifact_service import InMemoryArtifactService
 
-__all__ = ["ArtifactVersion", "BaseArtifactService", "InMemoryArtifactService"]
+__all__ = [
+    "ArtifactVersion",
+    "BaseArtifactService",
+    "DatabaseArtifactService",
+    "InMemoryArtifactService",
+]

@@ -17,7 +17,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import app as app_package
-from app.artifacts import BaseArtifactService, InMemoryArtifactService
+from app.artifacts import BaseArtifactService, DatabaseArtifactService, InMemoryArtifactService
 from app.errors import ConfigError, DatabaseUnavailableError
 from app.memory import InMemoryMemoryService
 from app.server.deps import Services
@@ -27,7 +27,7 @@ from app.server.loader import BrokenApp, load_agents
 from app.server.registry import RunnerRegistry
 from app.server.routes import ROUTERS
 from app.server.settings import Settings, load_settings
-from app.sessions import BaseSessionService, InMemorySessionService
+from app.sessions import BaseSessionService, DatabaseSessionService, InMemorySessionService
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,11 @@ async def build_services(settings: Settings) -> Services:
         DatabaseUnavailableError: the database cannot be reached.
     """
     sessions, check_ready = await open_session_service(settings)
-    artifacts: BaseArtifactService = InMemoryArtifactService()
+    artifacts: BaseArtifactService = (
+        DatabaseArtifactService(engine=sessions.engine)  # same database, one pool
+        if isinstance(sessions, DatabaseSessionService)
+        else InMemoryArtifactService()
+    )
     memory = InMemoryMemoryService()
     try:
         loaded = load_agents(settings.agents_dir)

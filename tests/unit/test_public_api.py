@@ -39,7 +39,12 @@ EXACT: dict[str, set[str]] = {
     },
     "app.plugins": {"BasePlugin", "PluginManager"},
     "app.apps": {"App", "EventsCompactionConfig", "ResumabilityConfig"},
-    "app.artifacts": {"ArtifactVersion", "BaseArtifactService", "InMemoryArtifactService"},
+    "app.artifacts": {
+        "ArtifactVersion",
+        "BaseArtifactService",
+        "DatabaseArtifactService",
+        "InMemoryArtifactService",
+    },
     "app.memory": {
         "BaseMemoryService",
         "InMemoryMemoryService",
