@@ -47,6 +47,34 @@ def user_event(
     )
 
 
+def open_calls_answer(
+    events: list[Event], invocation_id: str | None, response: dict[str, object]
+) -> Event | None:
+    """Return one event answering, with `response`, every call in `events` left without a
+    response (long-running calls excepted), or None when none is open."""
+    answered = {r.id for e in events for r in e.get_function_responses()}
+    first: Event | None = None
+    parts: list[types.Part] = []
+    for event in events:
+        if invocation_id is not None and event.invocation_id != invocation_id:
+            continue
+        waiting = event.long_running_tool_ids or set()
+        for call in event.get_function_calls():
+            if call.id in answered or call.id in waiting:
+                continue
+            first = first or event
+            reply = types.FunctionResponse(id=call.id, name=call.name, response=dict(response))
+            parts.append(types.Part(function_response=reply))
+    if first is None:
+        return None
+    return Event(
+        invocation_id=first.invocation_id,
+        author=first.author,
+        branch=first.branch,
+        content=types.Content(role="user", parts=parts),
+    )
+
+
 def find_agent_to_run(session: Session, root: BaseAgent) -> BaseAgent:
     """Pick who answers: the caller of a function the user answered, else the agent that
     spoke last (if it can hand back up the tree), else the root."""

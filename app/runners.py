@@ -33,7 +33,7 @@ from app.memory.base_memory_service import BaseMemoryService
 from app.memory.in_memory_memory_service import InMemoryMemoryService
 from app.plugins.base_plugin import BasePlugin
 from app.plugins.plugin_manager import PluginManager
-from app.sessions.base_session_service import BaseSessionService
+from app.sessions.base_session_service import BaseSessionService, GetSessionConfig
 from app.sessions.in_memory_session_service import InMemorySessionService
 from app.sessions.session import Session
 
@@ -214,6 +214,39 @@ class Runner:
                     for line in format_event(event, verbose=verbose):
                         print(line)  # noqa: T201 - run_debug prints by design
         return collected
+
+    async def answer_open_calls(
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        invocation_id: str | None = None,
+        response: dict[str, Any] | None = None,
+        recent_events: int = 50,
+    ) -> int:
+        """Store an error response for each function call a cancelled run left unanswered.
+
+        A run cancelled mid-tool (client gone, shutdown) leaves a call without a response, and
+        models refuse such a history; answering it keeps the session usable. Calls to
+        long-running tools are left alone (their answer comes later by design). Only the
+        newest `recent_events` events, and only `invocation_id`'s when given, are examined.
+        Returns the number of calls answered.
+        """
+        session = await self.session_service.get_session(
+            app_name=self.app_name,
+            user_id=user_id,
+            session_id=session_id,
+            config=GetSessionConfig(num_recent_events=recent_events),
+        )
+        if session is None:
+            return 0
+        event = _invocation.open_calls_answer(
+            session.events, invocation_id, response or {"error": "cancelled"}
+        )
+        if event is None:
+            return 0
+        await self.session_service.append_event(session, event)
+        return len(event.get_function_responses())
 
     async def close_session(self, session: Session) -> None:
         """Add the session to the memory service, so later searches can recall it."""

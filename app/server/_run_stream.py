@@ -34,7 +34,6 @@ from app.runners import Runner
 from app.server import _sse
 from app.server.errors import problem_for
 from app.server.registry import RunnerRegistry
-from app.sessions import GetSessionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -221,49 +220,19 @@ class _RunResponse(Response):
     async def _answer_dangling_calls(self) -> None:
         """Append an error function response for each call the cancelled run left open."""
         args = self.args
-        service = args.runner.session_service
-        session = await service.get_session(
-            app_name=args.app_name,
+        answered = await args.runner.answer_open_calls(
             user_id=args.user_id,
             session_id=args.session_id,
-            config=GetSessionConfig(num_recent_events=_RECENT_EVENTS_FOR_REPAIR),
+            invocation_id=self.progress.invocation_id,
+            response=CANCELLED_RESPONSE,
+            recent_events=_RECENT_EVENTS_FOR_REPAIR,
         )
-        if session is None:
-            return
-        answered = {r.id for e in session.events for r in e.get_function_responses()}
-        invocation = self.progress.invocation_id
-        for event in list(session.events):
-            if invocation is not None and event.invocation_id != invocation:
-                continue
-            pending = [
-                call
-                for call in event.get_function_calls()
-                if call.id not in answered and call.id not in (event.long_running_tool_ids or ())
-            ]
-            if not pending:
-                continue
-            reply = Event(
-                author=event.author,
-                invocation_id=event.invocation_id,
-                branch=event.branch,
-                content=types.Content(
-                    role="user",
-                    parts=[
-                        types.Part(
-                            function_response=types.FunctionResponse(
-                                id=call.id, name=call.name, response=dict(CANCELLED_RESPONSE)
-                            )
-                        )
-                        for call in pending
-                    ],
-                ),
-            )
-            await service.append_event(session, reply)
+        if answered:
             logger.info(
                 "answered calls left open by a cancelled run session=%s invocation=%s calls=%d",
                 args.session_id,
-                event.invocation_id,
-                len(pending),
+                self.progress.invocation_id,
+                answered,
             )
 
     async def _watch(self, receive: Receive, run_task: asyncio.Task[Any]) -> None:

@@ -801,3 +801,47 @@ async def test_long_running_tool_without_resumability_lets_model_report_pending(
     assert model.requests[-1].contents[-1].parts[0].function_response.response == {
         "status": "pending"
     }
+
+
+async def test_answer_open_calls_repairs_a_cancelled_tool_call() -> None:
+    release = asyncio.Event()
+
+    async def slow(city: str) -> str:
+        """Never finishes in this test."""
+        await release.wait()
+        return "late"
+
+    model = ScriptedModel(responses=[function_call("slow", {"city": "x"}), "after repair"])
+    runner = await new_runner(Agent(name="a", model=model, tools=[slow]))
+    agen = runner.run_async(user_id="u", session_id="s", new_message=user("hi"))
+    call_event = await anext(agen)
+    await agen.aclose()  # the run is cancelled while the tool runs
+    answered = await runner.answer_open_calls(
+        user_id="u",
+        session_id="s",
+        invocation_id=call_event.invocation_id,
+        response={"error": "cancelled"},
+    )
+    assert answered == 1
+    last = (await stored(runner))[-1]
+    response = last.get_function_responses()[0]
+    assert response.id == call_event.get_function_calls()[0].id
+    assert response.response == {"error": "cancelled"} and last.author == "a"
+    # Nothing is left open, so a second repair is a no-op, and the next run works.
+    assert await runner.answer_open_calls(user_id="u", session_id="s") == 0
+    events = await collect(runner, "again")
+    assert events[-1].text() == "after repair"
+
+
+async def test_answer_open_calls_leaves_long_running_calls_alone() -> None:
+    def approve() -> None:
+        """Ask for approval."""
+        return None
+
+    model = ScriptedModel(responses=[function_call("approve"), "waiting"])
+    runner = await new_runner(
+        Agent(name="a", model=model, tools=[LongRunningFunctionTool(approve)])
+    )
+    await collect(runner)
+    assert await runner.answer_open_calls(user_id="u", session_id="s") == 0
+    assert await runner.answer_open_calls(user_id="u", session_id="missing") == 0

@@ -401,39 +401,20 @@ class _LiveConnection:
     async def _answer_open_calls(self) -> None:
         if not self.open_calls:
             return
-        service = self.runner.session_service
+        invocation_id = next(iter(self.open_calls.values())).event.invocation_id
         try:
             async with asyncio.timeout(_REPAIR_TIMEOUT):
-                session = await service.get_session(
-                    app_name=self.runner.app_name,
+                answered = await self.runner.answer_open_calls(
                     user_id=self.user_id,
                     session_id=self.session_id,
+                    invocation_id=invocation_id,
+                    response=CANCELLED_RESPONSE,
                 )
-                if session is None:
-                    return
-                first = next(iter(self.open_calls.values())).event
-                parts = [
-                    types.Part(
-                        function_response=types.FunctionResponse(
-                            id=open_call.call.id,
-                            name=open_call.call.name,
-                            response=dict(CANCELLED_RESPONSE),
-                        )
-                    )
-                    for open_call in self.open_calls.values()
-                ]
-                reply = Event(
-                    author=first.author,
-                    invocation_id=first.invocation_id,
-                    branch=first.branch,
-                    content=types.Content(role="user", parts=parts),
-                )
-                await service.append_event(session, reply)
         except Exception as exc:  # noqa: BLE001 - best effort; the client is gone anyway
             logger.warning("live repair failed session=%s error=%r", self.session_id, exc)
             return
         logger.info(
             "answered calls left open by a disconnected live run session=%s calls=%d",
             self.session_id,
-            len(parts),
+            answered,
         )
