@@ -14,6 +14,7 @@ import logging
 import os
 import re
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from google.genai import types
@@ -21,6 +22,7 @@ from pydantic import Field
 
 from app.events.llm_response import LlmResponse
 from app.models.base_llm import BaseLlm
+from app.models.base_llm_connection import BaseLlmConnection
 from app.models.llm_request import LlmRequest
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ _MATH = re.compile(r"[\d.\s()+\-*/%^]*\d[\d.\s()+\-*/%^]*")
 _TIMEZONE = re.compile(r"\b[A-Z][A-Za-z_]+/[A-Z][A-Za-z_]+\b")
 _PLACE = re.compile(r"\b(?:in|to|for|from|at)\s+([A-Z][\w-]*(?:\s+[A-Z][\w-]*)*)")
 _CHUNK = re.compile(r"\S+\s*")
+_LIVE_TURNS = 10_000
 
 
 def gemini_configured() -> bool:
@@ -76,23 +79,36 @@ class DemoModel(BaseLlm):
         self, llm_request: LlmRequest, stream: bool = False
     ) -> AsyncGenerator[LlmResponse, None]:
         """Answer the last content: summarize tool results, or call the matching tool."""
+        reply = self.reply(llm_request)
+        if isinstance(reply, types.Part):
+            yield LlmResponse(
+                content=types.Content(role="model", parts=[reply]), usage_metadata=_USAGE
+            )
+            return
+        async for response in self._text(reply, stream):
+            yield response
+
+    def reply(self, llm_request: LlmRequest) -> str | types.Part:
+        """Decide the answer to a request: a text, or a function-call part."""
         last = llm_request.contents[-1] if llm_request.contents else None
         parts = (last.parts or []) if last is not None else []
         results = [p.function_response for p in parts if p.function_response]
         if results:
-            async for response in self._text(_summarize(results), stream):
-                yield response
-            return
+            return _summarize(results)
         message = _user_message(llm_request.contents)
         call = self._pick_call(message, _declarations(llm_request))
         if call is not None:
-            yield LlmResponse(
-                content=types.Content(role="model", parts=[types.Part(function_call=call)]),
-                usage_metadata=_USAGE,
-            )
-            return
-        async for response in self._text(self._fallback(message, llm_request), stream):
-            yield response
+            return types.Part(function_call=call)
+        return self._fallback(message, llm_request)
+
+    def connect(self, llm_request: LlmRequest) -> AbstractAsyncContextManager[BaseLlmConnection]:
+        """Open an offline live connection: spoken (synthetic tone) demo replies, per turn."""
+        from app.testing.scripted_model import ScriptedModel
+
+        # Each live turn asks `reply` with the conversation so far; the script never runs out
+        # in practice (one item per turn).
+        script = ScriptedModel(model=self.model, responses=[self.reply] * _LIVE_TURNS)
+        return script.connect(llm_request)
 
     def _pick_call(
         self, message: str, declarations: Mapping[str, dict[str, Any]]
