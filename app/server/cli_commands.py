@@ -84,6 +84,9 @@ def serve_command(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level),
         timeout_graceful_shutdown=10,
+        # PCM audio does not compress; permessage-deflate only costs ~50-90 KiB per live
+        # session and CPU per frame (benchmarks/RESULTS-live_relay.md).
+        ws_per_message_deflate=False,
     )
     return 0
 
