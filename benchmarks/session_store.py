@@ -1,6 +1,7 @@
-"""Session store latency on a local throwaway Postgres: append_event and loading a turn.
+"""Session store latency and CPU on a local throwaway Postgres: append_event, loading a turn.
 
     .venv/bin/python benchmarks/session_store.py [--sizes 10 1000 10000] [--samples 500]
+        [--no-pre-ping]
 
 Starts its own cluster (app.testing.postgres: initdb + pg_ctl, fsync off, loopback TCP),
 migrates it with alembic, and for sessions holding 10, 1,000 and 10,000 events measures:
@@ -11,7 +12,10 @@ migrates it with alembic, and for sessions holding 10, 1,000 and 10,000 events m
   so the cache fetches and validates the one new event;
 - cold load: `get_session` with the cache disabled (every event read and validated), for scale.
 
-Prints a Markdown table of median and p99 in milliseconds.
+Prints a Markdown table of median and p99 latency in milliseconds, then one of this process's
+CPU time per operation in microseconds (`time.process_time`; the Postgres server's CPU is not
+included). `--no-pre-ping` creates the services with `pool_pre_ping=False`, as the HTTP server
+does.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from google.genai import types
 
@@ -51,38 +56,40 @@ async def fill(service: DatabaseSessionService, session: Session, count: int) ->
         await service.append_event(session, make_event(i))
 
 
+Summary = tuple[float, float, float]
+"""Median and p99 latency in ms, mean CPU time of this process in µs."""
+
+
 async def timed(
     samples: int,
     step: Callable[[int], Awaitable[None]],
     setup: Callable[[int], Awaitable[None]] | None = None,
-) -> list[float]:
-    """Run `setup(i)` untimed and `step(i)` timed, `samples` times; return ms per step."""
-    result = []
+) -> Summary:
+    """Run `setup(i)` untimed and `step(i)` timed, `samples` times; summarize the steps."""
+    wall = []
+    cpu = 0.0
     for i in range(samples):
         if setup is not None:
             await setup(i)
+        cpu_start = time.process_time()
         start = time.perf_counter()
         await step(i)
-        result.append((time.perf_counter() - start) * 1000)
-    return result
-
-
-def summary(values: list[float]) -> tuple[float, float]:
-    """Return (median, p99) of `values`."""
-    return statistics.median(values), statistics.quantiles(values, n=100)[98]
+        wall.append((time.perf_counter() - start) * 1000)
+        cpu += time.process_time() - cpu_start
+    return statistics.median(wall), statistics.quantiles(wall, n=100)[98], cpu / samples * 1e6
 
 
 async def measure(
-    url: str, size: int, samples: int, prefix: str = "s"
-) -> dict[str, tuple[float, float]]:
+    url: str, size: int, samples: int, prefix: str = "s", **options: Any
+) -> dict[str, Summary]:
     """Measure every operation on sessions that hold about `size` events.
 
     Each sample appends one event, so small sessions are spread over many copies (round robin)
     to stay near `size`; over a run a session grows by at most ~3 * samples / copies events.
     """
-    service = DatabaseSessionService(url)
-    replica = DatabaseSessionService(url)
-    cold = DatabaseSessionService(url, cache_size=0)
+    service = DatabaseSessionService(url, **options)
+    replica = DatabaseSessionService(url, **options)
+    cold = DatabaseSessionService(url, cache_size=0, **options)
     copies = max(1, min(samples, 10_000 // size))
     try:
         sessions = []
@@ -92,7 +99,9 @@ async def measure(
             )
             await fill(service, session, size)
             sessions.append(session)
-        keys = [{"app_name": APP, "user_id": USER, "session_id": s.id} for s in sessions]
+        keys: list[dict[str, Any]] = [
+            {"app_name": APP, "user_id": USER, "session_id": s.id} for s in sessions
+        ]
         # Built before timing: creating an event is the caller's cost, not the store's.
         pending = iter([make_event(size + n) for n in range(3 * samples)])
 
@@ -117,21 +126,19 @@ async def measure(
             await load_cold(i)
 
         results = {
-            "append_event": summary(await timed(samples, append)),
-            "turn load, own append": summary(await timed(samples, load, setup=append)),
+            "append_event": await timed(samples, append),
+            "turn load, own append": await timed(samples, load, setup=append),
         }
         replica_sessions.extend([await replica.get_session(**key) for key in keys])
-        results["turn load, other append"] = summary(
-            await timed(samples, load, setup=append_elsewhere)
-        )
-        results["cold load (no cache)"] = summary(await timed(max(samples // 10, 20), load_cold))
+        results["turn load, other append"] = await timed(samples, load, setup=append_elsewhere)
+        results["cold load (no cache)"] = await timed(max(samples // 10, 20), load_cold)
         return results
     finally:
         for s in (service, replica, cold):
             await s.close()
 
 
-def table(results: dict[int, dict[str, tuple[float, float]]]) -> str:
+def table(results: dict[int, dict[str, Summary]]) -> str:
     """Render results as Markdown: one row per operation, median/p99 per session size."""
     sizes = sorted(results)
     ops = list(results[sizes[0]])
@@ -146,15 +153,26 @@ def table(results: dict[int, dict[str, tuple[float, float]]]) -> str:
     return "\n".join([head, rule, *rows])
 
 
+def cpu_table(results: dict[int, dict[str, Summary]]) -> str:
+    """Render this process's mean CPU time per operation as Markdown."""
+    sizes = sorted(results)
+    ops = list(results[sizes[0]])
+    head = "| CPU per operation | " + " | ".join(f"{s:,} events" for s in sizes) + " |"
+    rule = "|---|" + "---:|" * len(sizes)
+    rows = [
+        f"| {op} | " + " | ".join(f"{results[s][op][2]:.0f} µs" for s in sizes) + " |" for op in ops
+    ]
+    return "\n".join([head, rule, *rows])
+
+
 async def run(
-    url: str, sizes: list[int], samples: int
-) -> dict[int, dict[str, tuple[float, float]]]:
+    url: str, sizes: list[int], samples: int, **options: Any
+) -> dict[int, dict[str, Summary]]:
     """Migrate and measure every size."""
     await upgrade(url)
-    await measure(
-        url, 10, 200, prefix="warm-up"
-    )  # warm-up: imports, JIT-less first calls, CPU frequency
-    return {size: await measure(url, size, samples) for size in sizes}
+    # Warm-up: imports, first calls, CPU frequency.
+    await measure(url, 10, 200, prefix="warm-up", **options)
+    return {size: await measure(url, size, samples, **options) for size in sizes}
 
 
 def main() -> None:
@@ -162,10 +180,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1_000, 10_000])
     parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument(
+        "--no-pre-ping",
+        action="store_true",
+        help="create the services with pool_pre_ping=False, as the HTTP server does",
+    )
     args = parser.parse_args()
+    options = {"pool_pre_ping": False} if args.no_pre_ping else {}
     with PostgresCluster.start_new() as cluster:
-        results = asyncio.run(run(cluster.url(), args.sizes, args.samples))
+        results = asyncio.run(run(cluster.url(), args.sizes, args.samples, **options))
     print(table(results))
+    print()
+    print(cpu_table(results))
     for op in results[args.sizes[0]]:
         small, large = results[min(args.sizes)][op][0], results[max(args.sizes)][op][0]
         print(

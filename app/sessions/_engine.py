@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import Pool, PoolProxiedConnection
 
 from app.errors import ConfigError, DatabaseUnavailableError
 
@@ -189,6 +190,71 @@ def unavailable_error(exc: BaseException, url: str | URL) -> DatabaseUnavailable
         return DatabaseUnavailableError(
             f"Database {where} dropped the connection: {_first_line(exc.orig)}. {_FIX_HINT}"
         )
+    return None
+
+
+def discard_broken(connection: PoolProxiedConnection, pool: Pool, exc: BaseException) -> None:
+    """Drop what a failed raw asyncpg call left unusable (nothing for other errors).
+
+    For statements sent on the driver connection itself, which bypass SQLAlchemy's error
+    handling, this does what SQLAlchemy would have done. A lost server (dropped socket,
+    shutdown, connection errors) ends `connection` at once and marks every connection the pool
+    opened before now as invalid: each is replaced at its next checkout, so one failed call is
+    enough to recover from a restart even without `pool_pre_ping`. An interrupted call
+    (cancelled, timed out) leaves the connection mid-statement: it alone is closed, gracefully,
+    so that asyncpg first sends the server the cancel request for the statement.
+
+    Call it in SQLAlchemy's greenlet context (where the pool's own calls run), before checking
+    the connection in.
+    """
+    scope = _broken_scope(exc)
+    if scope is None:
+        return
+    if scope == "pool":
+        driver = connection.driver_connection
+        if driver is not None:
+            driver.terminate()  # the server is gone: nothing to wait for
+        # Pool._invalidate is what SQLAlchemy calls on a disconnect it detects: it moves the
+        # pool's invalidation time (once per generation of connections) and invalidates this
+        # connection.
+        invalidate_all = getattr(pool, "_invalidate", None)
+        if invalidate_all is not None:
+            invalidate_all(connection, exc)
+            return
+    connection.invalidate(exc)
+
+
+def _broken_scope(exc: BaseException) -> str | None:
+    """Say what a failed statement's `exc` leaves unusable.
+
+    "pool" when the server went away, "connection" when only this connection is left in an
+    unknown state, None when the connection is fine (e.g. a constraint violation).
+    """
+    import asyncpg
+
+    if isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.exceptions.AdminShutdownError
+        | asyncpg.exceptions.CrashShutdownError
+        | asyncpg.exceptions.CannotConnectNowError,
+    ):
+        return "pool"
+    if isinstance(exc, TimeoutError):
+        return "connection"
+    if isinstance(exc, OSError):
+        return "pool"
+    if isinstance(exc, asyncpg.InterfaceError):
+        message = str(exc)
+        if "closed" in message:
+            return "pool"
+        if "in progress" in message:
+            return "connection"  # left mid-statement
+        return None  # bad arguments and the like: the connection is fine
+    if isinstance(exc, asyncpg.ProtocolError):
+        return "connection"
+    if not isinstance(exc, Exception):
+        return "connection"  # cancelled (or interrupted) in the middle of a statement
     return None
 
 

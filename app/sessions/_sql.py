@@ -1,9 +1,14 @@
 """The session store's SQL, per dialect: Postgres (asyncpg) and SQLite (aiosqlite).
 
 Postgres runs the hot paths as single statements on an autocommit connection: loading a session
-for a turn is one round trip (row, app/user state and new events together), and `append_event`
-is one data-modifying CTE (seq guard, state merge, event insert, app/user upserts). SQLite is
-local and cheap per statement, so it runs plain statements inside one transaction instead.
+for a turn is one round trip (row, app/user state and new events together), `append_event` is
+one data-modifying CTE (seq guard, state merge, event insert, app/user upserts), and so are
+`create_session` and a page of `list_events`. These four are sent by asyncpg itself on the
+connection under SQLAlchemy's pooled one (`$n` parameters, asyncpg's prepared-statement cache),
+for about half the CPU of `AsyncConnection.execute`. The pool, its pre-ping, URL handling and
+engine settings stay SQLAlchemy's; `discard_broken` does the disconnect handling SQLAlchemy
+would have done. SQLite is local and cheap per statement, so it runs plain statements inside
+one transaction instead.
 
 Nothing here knows about the cache or `Session` objects; `DatabaseSessionService` does.
 """
@@ -19,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import await_only, greenlet_spawn
 
-from app.sessions._engine import dumps_json, transaction_engine
+from app.sessions._engine import discard_broken, dumps_json, transaction_engine
 from app.sessions._schema import app_states, sessions, user_states
 
 SessionKey = tuple[str, str, str]
@@ -31,6 +37,10 @@ SessionKey = tuple[str, str, str]
 
 NO_LIMIT = 2**62
 """Stands for "no bound" in integer window parameters."""
+
+
+class SessionExistsError(Exception):
+    """`create` found a session with that key already stored."""
 
 
 @dataclass(frozen=True)
@@ -151,23 +161,6 @@ class SessionSql(abc.ABC):
         """Return event JSON after a cursor, or None when the session does not exist."""
 
     @abc.abstractmethod
-    async def _upsert_state(
-        self,
-        conn: AsyncConnection,
-        table: sa.Table,
-        keys: dict[str, str],
-        delta: dict[str, Any],
-        now: float,
-    ) -> None:
-        """Merge `delta` into the row of `table` at `keys` (top-level keys; None kept)."""
-
-    async def current_seq(self, key: SessionKey) -> int | None:
-        """Return the stored seq, or None when the session does not exist."""
-        async with self.engine.connect() as conn:
-            result = await conn.execute(_SEQ, _key_params(key))
-            seq: int | None = result.scalar_one_or_none()
-            return seq
-
     async def create(
         self,
         key: SessionKey,
@@ -176,28 +169,18 @@ class SessionSql(abc.ABC):
         user_delta: dict[str, Any],
         now: float,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Insert a session row (IntegrityError when it exists); return (app, user) state."""
-        app_name, user_id, session_id = key
-        async with self.write_transaction() as conn:
-            await conn.execute(
-                sa.insert(sessions),
-                {
-                    "app_name": app_name,
-                    "user_id": user_id,
-                    "id": session_id,
-                    "state": state,
-                    "seq": 0,
-                    "create_time": now,
-                    "update_time": now,
-                },
-            )
-            if app_delta:
-                await self._upsert_state(conn, app_states, {"app_name": app_name}, app_delta, now)
-            if user_delta:
-                keys = {"app_name": app_name, "user_id": user_id}
-                await self._upsert_state(conn, user_states, keys, user_delta, now)
-            row = (await conn.execute(_SCOPED_STATES, {"app": app_name, "user": user_id})).one()
-            return _json(row.app_state) or {}, _json(row.user_state) or {}
+        """Insert a session row and merge the app/user deltas; return (app, user) state.
+
+        Raises:
+            SessionExistsError: the session exists (and nothing was written).
+        """
+
+    async def current_seq(self, key: SessionKey) -> int | None:
+        """Return the stored seq, or None when the session does not exist."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(_SEQ, _key_params(key))
+            seq: int | None = result.scalar_one_or_none()
+            return seq
 
     async def delete(self, key: SessionKey) -> None:
         """Delete the session; its events go with it (ON DELETE CASCADE)."""
@@ -261,71 +244,124 @@ class SessionSql(abc.ABC):
 
 
 class PostgresSql(SessionSql):
-    """Postgres: single statements on autocommit connections for the hot paths."""
+    """Postgres: single statements on autocommit connections, sent by asyncpg itself."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
-        self._append_sql: dict[tuple[bool, bool, bool], sa.TextClause] = {}
+        import asyncpg
+
+        self._unique_violation = asyncpg.UniqueViolationError
+        # A prepared statement whose result type a schema change altered: the server refuses
+        # it before running it, so a retry is safe (writes included). asyncpg clears its cache
+        # and retries once by itself; a second refusal (another change meanwhile) is retried
+        # here once more. (Not OutdatedSchemaCacheError: that one comes after the statement
+        # ran, and these statements return no composite types that could raise it.)
+        self._stale_statement = asyncpg.InvalidCachedStatementError
+        self._append_sql: dict[tuple[bool, bool, bool], str] = {}
+        self._create_sql: dict[tuple[bool, bool], str] = {}
+
+    async def _fetchrow(self, query: str, *args: Any) -> Any:
+        """Run one statement on a pooled connection's asyncpg driver; return its first row.
+
+        The connection comes from the engine's pool (pre-ping, reconnects, connect errors as
+        configured), checked out, used and checked in within one greenlet: this is the cost of
+        one `greenlet_spawn`, where `AsyncConnection.execute` pays three and SQLAlchemy's
+        statement layer besides. A failure that leaves the connection (or the server) unusable
+        invalidates it, and on a lost server the rest of the pool too.
+        """
+        return await greenlet_spawn(self._fetchrow_in_greenlet, query, args)
+
+    def _fetchrow_in_greenlet(self, query: str, args: tuple[Any, ...]) -> Any:
+        sync_engine = self.engine.sync_engine
+        connection = sync_engine.raw_connection()
+        try:
+            driver = connection.driver_connection
+            assert driver is not None
+            try:
+                try:
+                    return await_only(driver.fetchrow(query, *args))
+                except self._stale_statement:
+                    return await_only(driver.fetchrow(query, *args))
+            except BaseException as exc:
+                discard_broken(connection, sync_engine.pool, exc)
+                raise
+        finally:
+            connection.close()
 
     async def load(self, key: SessionKey, window: Window) -> LoadedSession | None:
         """One round trip: row, app/user state and the missing events as a text[]."""
-        async with self.engine.connect() as conn:
-            result = await conn.execute(_PG_LOAD, {**_key_params(key), **_window_params(window)})
-            row = result.one_or_none()
+        row = await self._fetchrow(
+            _PG_LOAD,
+            *key,
+            window.floor,
+            window.recent,
+            window.cached_seq,
+            window.cached_create_time,
+            window.cached_base,
+        )
         if row is None:
             return None
+        seq, create_time, update_time, state, app_state, user_state, event_jsons = row
         return LoadedSession(
-            seq=row.seq,
-            create_time=row.create_time,
-            update_time=row.update_time,
-            state=row.state,
-            app_state=row.app_state or {},
-            user_state=row.user_state or {},
-            event_jsons=row.events,
+            seq=seq,
+            create_time=create_time,
+            update_time=update_time,
+            state=None if state is None else _json(state),
+            app_state=_json(app_state) or {},
+            user_state=_json(user_state) or {},
+            event_jsons=event_jsons,
         )
 
     async def append(self, event: NewEvent) -> float | None:
         """One statement: guarded seq bump, state merge, event insert, app/user upserts."""
         flags = (bool(event.session_delta), bool(event.app_delta), bool(event.user_delta))
-        stmt = self._append_sql.get(flags)
-        if stmt is None:
-            stmt = self._append_sql[flags] = _pg_append_statement(*flags)
-        params = event.params()
-        if event.session_delta:
-            params["session_delta"] = dumps_json(event.session_delta)
-        if event.app_delta:
-            params["app_delta"] = dumps_json(event.app_delta)
-        if event.user_delta:
-            params["user_delta"] = dumps_json(event.user_delta)
-        async with self.engine.connect() as conn:
-            result = await conn.execute(stmt, params)
-            create_time: float | None = result.scalar_one_or_none()
-            return create_time
+        query = self._append_sql.get(flags)
+        if query is None:
+            query = self._append_sql[flags] = _pg_append_statement(*flags)
+        args: list[Any] = [
+            *event.key,
+            event.expected_seq,
+            event.event_id,
+            event.invocation_id,
+            event.author,
+            event.timestamp,
+            event.event_json,
+        ]
+        for delta in (event.session_delta, event.app_delta, event.user_delta):
+            if delta:
+                args.append(dumps_json(delta))
+        row = await self._fetchrow(query, *args)
+        return None if row is None else float(row[0])
 
     async def list_events(
         self, key: SessionKey, after_seq: int, limit: int | None
     ) -> list[str] | None:
         """One round trip: existence and the page of events."""
-        params = {**_key_params(key), "after": after_seq, "limit": limit}
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(_PG_LIST_EVENTS, params)).one_or_none()
-        return None if row is None else list(row.events)
+        row = await self._fetchrow(_PG_LIST_EVENTS, *key, after_seq, limit)
+        return None if row is None else list(row[0])
 
-    async def _upsert_state(
+    async def create(
         self,
-        conn: AsyncConnection,
-        table: sa.Table,
-        keys: dict[str, str],
-        delta: dict[str, Any],
+        key: SessionKey,
+        state: dict[str, Any],
+        app_delta: dict[str, Any],
+        user_delta: dict[str, Any],
         now: float,
-    ) -> None:
-        stmt = pg_insert(table).values(**keys, state=delta, update_time=now)
-        merged = table.c.state.op("||", return_type=table.c.state.type)(stmt.excluded.state)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={"state": merged, "update_time": stmt.excluded.update_time},
-        )
-        await conn.execute(stmt)
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One statement: insert the row, upsert app/user deltas, return app/user state."""
+        flags = (bool(app_delta), bool(user_delta))
+        query = self._create_sql.get(flags)
+        if query is None:
+            query = self._create_sql[flags] = _pg_create_statement(*flags)
+        args: list[Any] = [*key, dumps_json(state), now]
+        for delta in (app_delta, user_delta):
+            if delta:
+                args.append(dumps_json(delta))
+        try:
+            row = await self._fetchrow(query, *args)
+        except self._unique_violation as exc:
+            raise SessionExistsError(key[2]) from exc
+        return _json(row[0]) or {}, _json(row[1]) or {}
 
 
 class SqliteSql(SessionSql):
@@ -343,6 +379,42 @@ class SqliteSql(SessionSql):
         """Yield a connection in a BEGIN IMMEDIATE transaction, one writer per process."""
         async with self._write_lock, self.tx_engine.begin() as conn:
             yield conn
+
+    async def create(
+        self,
+        key: SessionKey,
+        state: dict[str, Any],
+        app_delta: dict[str, Any],
+        user_delta: dict[str, Any],
+        now: float,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Insert the row, upsert app/user deltas and read app/user state in one transaction."""
+        app_name, user_id, session_id = key
+        try:
+            async with self.write_transaction() as conn:
+                await conn.execute(
+                    sa.insert(sessions),
+                    {
+                        "app_name": app_name,
+                        "user_id": user_id,
+                        "id": session_id,
+                        "state": state,
+                        "seq": 0,
+                        "create_time": now,
+                        "update_time": now,
+                    },
+                )
+                if app_delta:
+                    keys = {"app_name": app_name}
+                    await self._upsert_state(conn, app_states, keys, app_delta, now)
+                if user_delta:
+                    keys = {"app_name": app_name, "user_id": user_id}
+                    await self._upsert_state(conn, user_states, keys, user_delta, now)
+                params = {"app": app_name, "user": user_id}
+                row = (await conn.execute(_SCOPED_STATES, params)).one()
+        except sa_exc.IntegrityError as exc:
+            raise SessionExistsError(session_id) from exc
+        return _json(row.app_state) or {}, _json(row.user_state) or {}
 
     async def load(self, key: SessionKey, window: Window) -> LoadedSession | None:
         """Row and state, then the missing events, in one read transaction."""
@@ -429,6 +501,7 @@ class SqliteSql(SessionSql):
         delta: dict[str, Any],
         now: float,
     ) -> None:
+        """Merge `delta` into the row of `table` at `keys` (top-level keys; None kept)."""
         if _merge_patch_safe(delta):
             stmt = sqlite_insert(table).values(**keys, state=delta, update_time=now)
             merged: sa.ColumnElement[Any] = sa.func.json_patch(table.c.state, stmt.excluded.state)
@@ -492,79 +565,123 @@ _LOAD_COLUMNS = """
     (SELECT u.state FROM user_states u
       WHERE u.app_name = s.app_name AND u.user_id = s.user_id) AS user_state"""
 
-# Same rule as Window.fetch_after(), evaluated against the row in the same statement.
-# (asyncpg infers each parameter's type from the column it meets.)
-_PG_LOAD = sa.text(
-    f"""
-SELECT {_LOAD_COLUMNS},
+# Postgres statements take asyncpg's positional parameters ($1 = app_name, $2 = user_id,
+# $3 = session id, then per statement), cast where Postgres could not infer their type. JSON
+# goes in as text (`::jsonb`); jsonb comes out as text or, with SQLAlchemy's codecs on the
+# connection, already decoded: `_json` takes either.
+_PG_KEY_WHERE = "s.app_name = $1 AND s.user_id = $2 AND s.id = $3"
+
+# The window ($4 floor, $5 recent, $6 cached seq, $7 cached create_time, $8 cached base) under
+# the same rules as _LOAD_COLUMNS and Window.fetch_after(), evaluated against the row.
+_PG_LOAD = f"""
+SELECT s.seq, s.create_time, s.update_time,
+    CASE WHEN s.create_time = $7::float8 AND s.seq = $6::int8 THEN NULL ELSE s.state END,
+    (SELECT a.state FROM app_states a WHERE a.app_name = s.app_name),
+    (SELECT u.state FROM user_states u WHERE u.app_name = s.app_name AND u.user_id = s.user_id),
     ARRAY(
       SELECT e.event_json FROM events e
        WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
          AND e.seq > CASE
-               WHEN s.create_time = :c_ctime AND s.seq >= :c_seq
-                    AND GREATEST(:floor, s.seq - :recent) >= :c_base THEN :c_seq
-               ELSE GREATEST(:floor, s.seq - :recent)
+               WHEN s.create_time = $7::float8 AND s.seq >= $6::int8
+                    AND GREATEST($4::int8, s.seq - $5::int8) >= $8::int8 THEN $6::int8
+               ELSE GREATEST($4::int8, s.seq - $5::int8)
              END
-       ORDER BY e.seq) AS events
+       ORDER BY e.seq)
   FROM sessions s
- WHERE {_KEY_WHERE}
+ WHERE {_PG_KEY_WHERE}
 """
-)
 
-_PG_LIST_EVENTS = sa.text(
-    f"""
+# $4 after (exclusive), $5 limit (NULL: no limit).
+_PG_LIST_EVENTS = f"""
 SELECT ARRAY(
       SELECT e.event_json FROM events e
        WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
-         AND e.seq > CAST(:after AS BIGINT)
+         AND e.seq > $4::int8
        ORDER BY e.seq
-       LIMIT CAST(:limit AS BIGINT)) AS events
+       LIMIT $5::int8)
   FROM sessions s
- WHERE {_KEY_WHERE}
+ WHERE {_PG_KEY_WHERE}
 """
-)
+
+_PG_MERGE_APP_STATE = """
+  ON CONFLICT (app_name) DO UPDATE
+     SET state = app_states.state || excluded.state, update_time = excluded.update_time"""
+_PG_MERGE_USER_STATE = """
+  ON CONFLICT (app_name, user_id) DO UPDATE
+     SET state = user_states.state || excluded.state, update_time = excluded.update_time"""
 
 
-def _pg_append_statement(session_delta: bool, app_delta: bool, user_delta: bool) -> sa.TextClause:
+def _pg_append_statement(session_delta: bool, app_delta: bool, user_delta: bool) -> str:
     """Build the single-statement append for one combination of deltas.
 
+    Parameters: $1-$3 the key, $4 expected seq, $5 event id, $6 invocation id, $7 author,
+    $8 timestamp, $9 event JSON, then the JSON of each delta present (session, app, user).
     Every part reads from `s`, the guarded UPDATE: when the seq moved on (stale) or the row is
-    gone, `s` is empty, and the statement writes nothing and returns no row. Parameters in
-    INSERT ... SELECT lists carry casts: Postgres would otherwise type them as text.
+    gone, `s` is empty, and the statement writes nothing and returns no row.
     """
-    set_state = ", state = sessions.state || CAST(:session_delta AS JSONB)" if session_delta else ""
+    deltas = iter(range(10, 13))
+    set_state = f", state = sessions.state || ${next(deltas)}::jsonb" if session_delta else ""
     ctes = [
         f"""s AS (
   UPDATE sessions
-     SET seq = seq + 1, update_time = CAST(:ts AS DOUBLE PRECISION){set_state}
-   WHERE app_name = :app AND user_id = :user AND id = :sid AND seq = CAST(:expected AS BIGINT)
+     SET seq = seq + 1, update_time = $8::float8{set_state}
+   WHERE app_name = $1 AND user_id = $2 AND id = $3 AND seq = $4::int8
   RETURNING seq, create_time)""",
         """e AS (
   INSERT INTO events
     (app_name, user_id, session_id, seq, id, invocation_id, author, timestamp, event_json)
-  SELECT CAST(:app AS TEXT), CAST(:user AS TEXT), CAST(:sid AS TEXT), s.seq,
-         CAST(:event_id AS TEXT), CAST(:invocation_id AS TEXT), CAST(:author AS TEXT),
-         CAST(:ts AS DOUBLE PRECISION), CAST(:event_json AS TEXT)
+  SELECT $1::text, $2::text, $3::text, s.seq, $5::text, $6::text, $7::text, $8::float8, $9::text
     FROM s)""",
     ]
     if app_delta:
         ctes.append(
-            """a AS (
+            f"""a AS (
   INSERT INTO app_states (app_name, state, update_time)
-  SELECT CAST(:app AS TEXT), CAST(:app_delta AS JSONB), CAST(:ts AS DOUBLE PRECISION) FROM s
-  ON CONFLICT (app_name) DO UPDATE
-     SET state = app_states.state || excluded.state, update_time = excluded.update_time)"""
+  SELECT $1::text, ${next(deltas)}::jsonb, $8::float8 FROM s{_PG_MERGE_APP_STATE})"""
         )
     if user_delta:
         ctes.append(
-            """u AS (
+            f"""u AS (
   INSERT INTO user_states (app_name, user_id, state, update_time)
-  SELECT CAST(:app AS TEXT), CAST(:user AS TEXT), CAST(:user_delta AS JSONB),
-         CAST(:ts AS DOUBLE PRECISION) FROM s
-  ON CONFLICT (app_name, user_id) DO UPDATE
-     SET state = user_states.state || excluded.state, update_time = excluded.update_time)"""
+  SELECT $1::text, $2::text, ${next(deltas)}::jsonb, $8::float8 FROM s{_PG_MERGE_USER_STATE})"""
         )
-    return sa.text("WITH " + ",\n".join(ctes) + "\nSELECT create_time FROM s")
+    return "WITH " + ",\n".join(ctes) + "\nSELECT create_time FROM s"
+
+
+def _pg_create_statement(app_delta: bool, user_delta: bool) -> str:
+    """Build the single-statement create for one combination of app/user deltas.
+
+    Parameters: $1-$3 the key, $4 state JSON, $5 now, then the JSON of each delta present (app,
+    user). A duplicate key fails the whole statement, upserts included. The final SELECT sees
+    the tables as they were before the statement, so merged state comes from the upserts'
+    RETURNING, and untouched state from the tables.
+    """
+    deltas = iter(range(6, 8))
+    ctes = [
+        """s AS (
+  INSERT INTO sessions (app_name, user_id, id, state, seq, create_time, update_time)
+  VALUES ($1, $2, $3, $4::jsonb, 0, $5::float8, $5::float8)
+  RETURNING 1)"""
+    ]
+    app_state = "(SELECT a.state FROM app_states a WHERE a.app_name = $1)"
+    user_state = "(SELECT u.state FROM user_states u WHERE u.app_name = $1 AND u.user_id = $2)"
+    if app_delta:
+        ctes.append(
+            f"""a AS (
+  INSERT INTO app_states (app_name, state, update_time)
+  SELECT $1::text, ${next(deltas)}::jsonb, $5::float8 FROM s{_PG_MERGE_APP_STATE}
+  RETURNING state)"""
+        )
+        app_state = "(SELECT state FROM a)"
+    if user_delta:
+        ctes.append(
+            f"""u AS (
+  INSERT INTO user_states (app_name, user_id, state, update_time)
+  SELECT $1::text, $2::text, ${next(deltas)}::jsonb, $5::float8 FROM s{_PG_MERGE_USER_STATE}
+  RETURNING state)"""
+        )
+        user_state = "(SELECT state FROM u)"
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT {app_state}, {user_state}"
 
 
 _SQLITE_LOAD_ROW = sa.text(f"SELECT {_LOAD_COLUMNS} FROM sessions s WHERE {_KEY_WHERE}")

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import (
@@ -39,7 +38,15 @@ from app.sessions._engine import (
     unavailable_error,
 )
 from app.sessions._session_cache import CachedSession, SessionCache
-from app.sessions._sql import NO_LIMIT, LoadedSession, NewEvent, SessionKey, SessionSql, Window
+from app.sessions._sql import (
+    NO_LIMIT,
+    LoadedSession,
+    NewEvent,
+    SessionExistsError,
+    SessionKey,
+    SessionSql,
+    Window,
+)
 from app.sessions.base_session_service import (
     BaseSessionService,
     GetSessionConfig,
@@ -134,7 +141,7 @@ class DatabaseSessionService(BaseSessionService):
                 app_state, user_state = await self._sql.create(
                     key, session_state, app_delta, user_delta, now
                 )
-        except sa_exc.IntegrityError as exc:
+        except SessionExistsError as exc:
             raise AlreadyExistsError(f"Session already exists: {sid}") from exc
         self._cache.put(
             key,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
 from google.genai import types
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
 from app.errors import DatabaseUnavailableError
 from app.events import Event
@@ -165,3 +167,196 @@ async def test_idle_connections_dropped_by_the_server_are_replaced(
         await service.append_event(session, message("still here"))
     listed = await service.list_sessions(app_name=APP, user_id=USER)
     assert sorted(s.last_seq for s in listed.sessions) == [1, 1, 1]
+
+
+# --- the hot paths run on the asyncpg connection itself; they handle its failures -----------
+
+
+def idle_connections(service: DatabaseSessionService) -> int:
+    pool = service.engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedin()
+
+
+async def fill_pool(service: DatabaseSessionService, session: Session, size: int) -> None:
+    """Leave `size` idle connections in the service's pool (concurrent loads open them)."""
+    await asyncio.gather(
+        *(
+            service.get_session(app_name=APP, user_id=USER, session_id=session.id)
+            for _ in range(size)
+        )
+    )
+    assert idle_connections(service) >= size - 1
+
+
+async def calls_after_an_outage(service: DatabaseSessionService, session: Session) -> int:
+    """Run every hot path a few times; return how many calls failed as unavailable."""
+    key: dict[str, Any] = {"app_name": APP, "user_id": USER, "session_id": session.id}
+    calls = [
+        lambda: service.get_session(**key),
+        lambda: service.append_event(session, message("after")),
+        lambda: service.list_events(**key, after_seq=session.last_seq - 1),
+        lambda: service.create_session(app_name=APP, user_id=USER),
+    ]
+    failures = 0
+    for call in calls * 3:
+        try:
+            await call()
+        except DatabaseUnavailableError:
+            failures += 1
+    return failures
+
+
+async def test_restart_without_pre_ping_fails_one_call_then_recovers(
+    own_cluster: PostgresCluster,
+) -> None:
+    # As the server runs it: no pre-ping, so the pool cannot notice a restart by itself.
+    url = own_cluster.url()
+    await upgrade(url)
+    service = DatabaseSessionService(url, pool_pre_ping=False)
+    try:
+        session = await service.create_session(app_name=APP, user_id=USER)
+        await service.append_event(session, message("before"))
+        await fill_pool(service, session, 4)
+
+        await asyncio.to_thread(own_cluster.stop, "fast")
+        await asyncio.to_thread(own_cluster.start)
+        # Every pooled connection is dead. The first call meets one and fails; that failure
+        # invalidates the rest of the pool, so no other call meets a dead connection.
+        first = message("first after the restart")
+        with pytest.raises(DatabaseUnavailableError, match="unavailable"):
+            await service.append_event(session, first)
+        assert first.seq is None and session.last_seq == 1
+        assert await calls_after_an_outage(service, session) == 0
+        loaded = await service.get_session(app_name=APP, user_id=USER, session_id=session.id)
+        assert loaded is not None and loaded.last_seq == 4
+    finally:
+        await service.close()
+    assert await stored_counts(url, session.id) == (4, 4, 4)
+
+
+async def test_killed_connections_without_pre_ping_cost_one_failed_call(pg_db_url: str) -> None:
+    service = DatabaseSessionService(pg_db_url, pool_pre_ping=False)
+    try:
+        session = await service.create_session(app_name=APP, user_id=USER)
+        await fill_pool(service, session, 4)
+        admin = await asyncpg.connect(dsn(pg_db_url))
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        assert killed >= 3
+        assert await calls_after_an_outage(service, session) <= 1
+    finally:
+        await service.close()
+
+
+async def test_cancelled_call_is_cancelled_in_the_database_too(pg_db_url: str) -> None:
+    service = DatabaseSessionService(pg_db_url, pool_pre_ping=False)
+    try:
+        session = await service.create_session(app_name=APP, user_id=USER)
+        await service.append_event(session, message("before"))
+        blocker = await asyncpg.connect(dsn(pg_db_url))
+        try:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", session.id)
+            victim = message("cancelled")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(service.append_event(session, victim), 0.5)
+            # The statement no longer waits for the lock: it would write once the lock is free.
+            waiting = await blocker.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+            assert waiting == 0
+            await tx.rollback()
+        finally:
+            await blocker.close()
+        assert victim.seq is None and session.last_seq == 1
+        assert await stored_counts(pg_db_url, session.id) == (1, 1, 1)
+        # The interrupted connection is not handed out again mid-statement.
+        for text in ("after", "and after"):
+            await service.append_event(session, message(text))
+        loaded = await service.get_session(app_name=APP, user_id=USER, session_id=session.id)
+        assert loaded is not None
+        assert [e.text() for e in loaded.events] == ["before", "after", "and after"]
+    finally:
+        await service.close()
+
+
+async def test_prepared_statements_survive_a_column_type_change(pg_db_url: str) -> None:
+    service = DatabaseSessionService(pg_db_url)
+    try:
+        session = await service.create_session(app_name=APP, user_id=USER)
+        await service.append_event(session, message("one"))
+        key: dict[str, Any] = {"app_name": APP, "user_id": USER, "session_id": session.id}
+        replica = DatabaseSessionService(pg_db_url, cache_size=0)
+        try:
+            assert await replica.get_session(**key) is not None  # statements now prepared
+            assert len(await replica.list_events(**key)) == 1
+            # The result types of the prepared load and list statements change under them.
+            admin = await asyncpg.connect(dsn(pg_db_url))
+            try:
+                await admin.execute("ALTER TABLE events ALTER COLUMN event_json TYPE varchar")
+                await admin.execute("ALTER TABLE sessions ALTER COLUMN seq TYPE numeric")
+            finally:
+                await admin.close()
+            loaded = await replica.get_session(**key)
+            assert loaded is not None and [e.text() for e in loaded.events] == ["one"]
+            assert len(await replica.list_events(**key)) == 1
+            await service.append_event(session, message("two"))
+            loaded = await replica.get_session(**key)
+            assert loaded is not None and [e.text() for e in loaded.events] == ["one", "two"]
+        finally:
+            await replica.close()
+    finally:
+        await service.close()
+
+
+async def test_unmigrated_database_is_reported_on_every_hot_path(pg_empty_db_url: str) -> None:
+    service = DatabaseSessionService(pg_empty_db_url, pool_pre_ping=False)
+    session = Session(id="s", app_name=APP, user_id=USER)
+    key: dict[str, Any] = {"app_name": APP, "user_id": USER, "session_id": "s"}
+    try:
+        for call in (
+            lambda: service.get_session(**key),
+            lambda: service.append_event(session, message("x")),
+            lambda: service.list_events(**key),
+            lambda: service.create_session(app_name=APP, user_id=USER),
+        ):
+            with pytest.raises(DatabaseUnavailableError, match="agent-service migrate"):
+                await call()
+        assert idle_connections(service) == 1  # a missing table is no reason to reconnect
+    finally:
+        await service.close()
+
+
+async def test_a_statement_refused_as_stale_twice_is_retried_once_more(
+    pg_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncpg retries an InvalidCachedStatementError once by itself; one more refusal (a second
+    # schema change meanwhile) is retried by the service, on the same connection.
+    service = DatabaseSessionService(pg_db_url)
+    try:
+        session = await service.create_session(app_name=APP, user_id=USER)
+        refusals = 0
+        real_fetchrow = asyncpg.Connection.fetchrow
+
+        async def refuse_once(self: asyncpg.Connection, query: str, *args: object) -> object:
+            nonlocal refusals
+            if refusals == 0 and "FROM sessions" in query:  # not the pre-ping
+                refusals += 1
+                raise asyncpg.InvalidCachedStatementError("cached statement plan is invalid")
+            return await real_fetchrow(self, query, *args)
+
+        monkeypatch.setattr(asyncpg.Connection, "fetchrow", refuse_once)
+        loaded = await service.get_session(app_name=APP, user_id=USER, session_id=session.id)
+        assert loaded is not None and refusals == 1
+        monkeypatch.undo()
+        assert idle_connections(service) == 1  # the same connection, kept
+    finally:
+        await service.close()
