@@ -168,7 +168,8 @@ async def open_session_service(
     from app.sessions.database_session_service import DatabaseSessionService
 
     # No pre-ping: it costs a round trip on every pool checkout (three per chat run). After a
-    # database restart, the first request on each stale connection fails (503) instead.
+    # database restart the first failing call invalidates the whole pool, so one request per
+    # process gets a 503 and the next ones reconnect.
     options: dict[str, Any] = {"pool_pre_ping": False}
     if url.startswith(("postgresql", "postgres")):
         # A pool smaller than the runs in flight opens and closes overflow connections
