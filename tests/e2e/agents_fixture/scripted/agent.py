@@ -1,14 +1,14 @@
 """The `scripted` app: one LlmAgent on a ScriptedModel that answers by the user's message.
 
-  chat ...    -> "ok"
-  tool ...    -> get_weather(city="Paris"), then "It is sunny in Paris."
-  stream ...  -> "one two three four" (word chunks under token streaming)
-  save ...    -> save_note(text="hello artifact"), then "Saved."
-  slow ...    -> slow_tool() (waits 30 s), then "finally"
-  fail ...    -> get_weather(...), then the model fails with ModelError (in-band error)
-  crash ...   -> get_weather(...), then the model raises RuntimeError (in-band internal)
-  boom ...    -> the model fails at once with ModelError (before the stream starts)
-  loop ...    -> get_weather(...) forever (stopped by maxLlmCalls)
+chat ...    -> "ok"
+tool ...    -> get_weather(city="Paris"), then "It is sunny in Paris."
+stream ...  -> "one two three four" (word chunks under token streaming)
+save ...    -> save_note(text="hello artifact"), then "Saved."
+slow ...    -> slow_tool() (waits 30 s), then "finally"
+fail ...    -> get_weather(...), then the model fails with ModelError (in-band error)
+crash ...   -> get_weather(...), then the model raises RuntimeError (in-band internal)
+boom ...    -> the model fails at once with ModelError (before the stream starts)
+loop ...    -> get_weather(...) forever (stopped by maxLlmCalls)
 """
 
 from __future__ import annotations
