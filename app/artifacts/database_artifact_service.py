@@ -39,13 +39,7 @@ from app.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
 )
-from app.sessions._engine import (
-    DEFAULT_DATABASE_URL,
-    create_engine,
-    install_sqlite_hooks,
-    transaction_engine,
-    unavailable_error,
-)
+from app.sessions._engine import open_engine, transaction_engine, unavailable_error
 
 logger = logging.getLogger(__name__)
 
@@ -105,20 +99,9 @@ class DatabaseArtifactService(BaseArtifactService):
         max_bytes: int = DEFAULT_MAX_BYTES,
         **engine_kwargs: Any,
     ) -> None:
-        if engine is not None and (db_url is not None or engine_kwargs):
-            raise ConfigError("Pass either a database URL (with engine options) or an engine.")
         if max_bytes < 1:
             raise ConfigError("max_bytes must be 1 or more.")
-        self._owns_engine = engine is None
-        if engine is None:
-            engine = create_engine(db_url or DEFAULT_DATABASE_URL, **engine_kwargs)
-        elif engine.dialect.name == "sqlite":
-            install_sqlite_hooks(engine)
-        elif engine.dialect.name == "postgresql":
-            # Single statements, committed as they run (as the session service does).
-            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        if engine.dialect.name not in ("postgresql", "sqlite"):
-            raise ConfigError(f"Unsupported database dialect {engine.dialect.name!r}.")
+        engine, self._owns_engine = open_engine(db_url, engine, engine_kwargs)
         self._engine = engine
         # Writes: Postgres runs single autocommit statements; SQLite needs a real transaction
         # (BEGIN IMMEDIATE, so concurrent writers queue for the lock instead of failing).

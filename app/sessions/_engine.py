@@ -125,6 +125,29 @@ def create_engine(url: str | URL, **engine_kwargs: Any) -> AsyncEngine:
     return engine
 
 
+def open_engine(
+    db_url: str | None, engine: AsyncEngine | None, engine_kwargs: dict[str, Any]
+) -> tuple[AsyncEngine, bool]:
+    """Return (engine, owned) for a service given a URL (we create and own the engine) or a
+    caller's engine (shared: prepared for our statements, never disposed of by us).
+
+    Raises:
+        ConfigError: both or an unsupported dialect were given, or the URL is invalid.
+    """
+    if engine is not None and (db_url is not None or engine_kwargs):
+        raise ConfigError("Pass either a database URL (with engine options) or an engine.")
+    if engine is None:
+        return create_engine(db_url or DEFAULT_DATABASE_URL, **engine_kwargs), True
+    if engine.dialect.name == "sqlite":
+        install_sqlite_hooks(engine)
+    elif engine.dialect.name == "postgresql":
+        # Our single-statement writes must not wait for a COMMIT that nobody sends.
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        raise ConfigError(f"Unsupported database dialect {engine.dialect.name!r}.")
+    return engine, False
+
+
 def transaction_engine(engine: AsyncEngine) -> AsyncEngine:
     """Return a view of `engine` (same pool) whose connections run real write transactions."""
     if engine.dialect.name == "postgresql":

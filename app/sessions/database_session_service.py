@@ -31,12 +31,7 @@ from app.errors import (
     StaleSessionError,
 )
 from app.events.event import Event
-from app.sessions._engine import (
-    DEFAULT_DATABASE_URL,
-    create_engine,
-    install_sqlite_hooks,
-    unavailable_error,
-)
+from app.sessions._engine import open_engine, unavailable_error
 from app.sessions._session_cache import CachedSession, SessionCache
 from app.sessions._sql import (
     NO_LIMIT,
@@ -85,20 +80,9 @@ class DatabaseSessionService(BaseSessionService):
         cache_size: int = 1000,
         **engine_kwargs: Any,
     ) -> None:
-        if engine is not None and (db_url is not None or engine_kwargs):
-            raise ConfigError("Pass either a database URL (with engine options) or an engine.")
         if cache_size < 0:
             raise ConfigError("cache_size must be 0 (no cache) or more.")
-        self._owns_engine = engine is None
-        if engine is None:
-            engine = create_engine(db_url or DEFAULT_DATABASE_URL, **engine_kwargs)
-        elif engine.dialect.name == "sqlite":
-            install_sqlite_hooks(engine)
-        elif engine.dialect.name == "postgresql":
-            # Our single-statement writes must not wait for a COMMIT that nobody sends.
-            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        if engine.dialect.name not in ("postgresql", "sqlite"):
-            raise ConfigError(f"Unsupported database dialect {engine.dialect.name!r}.")
+        engine, self._owns_engine = open_engine(db_url, engine, engine_kwargs)
         self._engine = engine
         self._sql = SessionSql.for_engine(engine)
         self._cache = SessionCache(cache_size)
