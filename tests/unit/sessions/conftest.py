@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from session_stores import BACKENDS, DATABASE_BACKENDS, Store, open_store
 
 from app.sessions import BaseSessionService
+
+from .session_stores import BACKENDS, DATABASE_BACKENDS, Store, open_store
 
 
 @pytest.fixture(params=BACKENDS)

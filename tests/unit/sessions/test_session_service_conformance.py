@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from google.genai import types
-from session_stores import DATABASE_BACKENDS, Store
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.cli import main
@@ -26,6 +25,8 @@ from app.sessions import (
     StaleSessionError,
 )
 from app.sessions.migration import current_revision, head_revision, is_at_head, upgrade
+
+from .session_stores import DATABASE_BACKENDS, Store
 
 APP = "app"
 USER = "alice"
