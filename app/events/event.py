@@ -57,6 +57,18 @@ class Event(LlmResponse):
     # Per-viewer model contents derived from this event (see flows/contents.py), so that
     # building a request does not re-derive the whole history on every model call.
     _views: dict[str, Any] = PrivateAttr(default_factory=dict)
+    # (seq, content, json) of a stored event: it is encoded once, when stored, and replayed
+    # (SSE, live, the event log) from that string. Stored events are not mutated.
+    _json: tuple[int, Any, str] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_stored_json(cls, raw: str | bytes) -> Event:
+        """Parse a stored event, keeping `raw` as its JSON so it is never re-encoded."""
+        event = cls.model_validate_json(raw)
+        if event.seq is not None:
+            text = raw if isinstance(raw, str) else raw.decode()
+            event.__pydantic_private__["_json"] = (event.seq, event.content, text)  # type: ignore[index]
+        return event
 
     def is_final_response(self) -> bool:
         """Return True when this event ends the agent's turn for the user."""
@@ -96,8 +108,18 @@ class Event(LlmResponse):
         return "".join(p.text for p in self.content.parts if p.text and not p.thought)
 
     def to_json(self) -> str:
-        """Serialize as the API does: camelCase, no nulls, bytes as base64."""
-        return self.model_dump_json(by_alias=True, exclude_none=True)
+        """Serialize as the API does: camelCase, no nulls, bytes as base64.
+
+        A stored event (one with a `seq`) is encoded once; later calls return that string.
+        """
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        cached = private["_json"]
+        if cached is not None and cached[0] == self.seq and cached[1] is self.content:
+            return cached[2]
+        text = self.model_dump_json(by_alias=True, exclude_none=True)
+        if self.seq is not None:
+            private["_json"] = (self.seq, self.content, text)
+        return text
 
     def to_dict(self) -> dict[str, object]:
         """Return the JSON-compatible dict form of `to_json()`."""

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from app.agents.base_agent import BaseAgent
     from app.agents.llm_agent import LlmAgent
 
+
 async def run_llm_flow(ctx: InvocationContext) -> AsyncGenerator[Event, None]:
     """Run model steps until one ends the agent's turn."""
     while True:

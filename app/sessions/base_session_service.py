@@ -115,6 +115,29 @@ class BaseSessionService(abc.ABC):
             SessionNotFoundError: the session does not exist.
         """
 
+    async def list_events_json(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[str]:
+        """`list_events`, as the API's JSON; stores that keep event JSON return it as stored.
+
+        Raises:
+            SessionNotFoundError: the session does not exist.
+        """
+        events = await self.list_events(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            after_seq=after_seq,
+            limit=limit,
+        )
+        return [event.to_json() for event in events]
+
     @abc.abstractmethod
     async def append_event(self, session: Session, event: Event) -> Event:
         """Store a non-partial event and apply it to `session`; partial events pass through.

@@ -158,7 +158,7 @@ class DatabaseSessionService(BaseSessionService):
         if loaded is None:
             self._cache.discard(key)
             return None
-        new_events = [Event.model_validate_json(raw) for raw in loaded.event_jsons]
+        new_events = [Event.from_stored_json(raw) for raw in loaded.event_jsons]
         state = loaded.state if loaded.state is not None else cached_state
         events = self._merge_into_cache(key, entry, window, loaded, state, new_events)
         events = _filter(events, config)
@@ -214,18 +214,20 @@ class DatabaseSessionService(BaseSessionService):
         limit: int | None = None,
     ) -> list[Event]:
         """Return events after a cursor; see `BaseSessionService.list_events`."""
-        if limit is not None and limit < 0:
-            raise InvalidRequestError("limit must be 0 or more.")
-        key = (app_name, user_id, session_id)
-        async with self._database():
-            jsons = await self._sql.list_events(
-                key,
-                min(max(after_seq, 0), NO_LIMIT),  # keep SQL within BIGINT
-                None if limit is None else min(limit, NO_LIMIT),
-            )
-        if jsons is None:
-            raise SessionNotFoundError(session_id)
-        return [Event.model_validate_json(raw) for raw in jsons]
+        jsons = await self._event_jsons((app_name, user_id, session_id), after_seq, limit)
+        return [Event.from_stored_json(raw) for raw in jsons]
+
+    async def list_events_json(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Return the stored JSON of events after a cursor, as stored: nothing is parsed."""
+        return await self._event_jsons((app_name, user_id, session_id), after_seq, limit)
 
     async def append_event(self, session: Session, event: Event) -> Event:
         """Store the event; see `BaseSessionService.append_event`."""
@@ -273,6 +275,19 @@ class DatabaseSessionService(BaseSessionService):
         self._remember_append(key, expected, create_time, event, session_delta)
         self._apply_event(session, event)
         return event
+
+    async def _event_jsons(self, key: SessionKey, after_seq: int, limit: int | None) -> list[str]:
+        if limit is not None and limit < 0:
+            raise InvalidRequestError("limit must be 0 or more.")
+        async with self._database():
+            jsons = await self._sql.list_events(
+                key,
+                min(max(after_seq, 0), NO_LIMIT),  # keep SQL within BIGINT
+                None if limit is None else min(limit, NO_LIMIT),
+            )
+        if jsons is None:
+            raise SessionNotFoundError(key[2])
+        return jsons
 
     # Cache upkeep. No awaits in these methods, so each runs atomically on the event loop.
 

@@ -26,12 +26,11 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Return stored events after a `seq` cursor; `nextAfter` is set when more remain."""
-    events = await sessions.list_events(
+    # Stored JSON is passed through as is; seq is dense, so the page's last seq is after+limit.
+    events = await sessions.list_events_json(
         app_name=app, user_id=uid, session_id=sid, after_seq=after, limit=limit + 1
     )
-    more = len(events) > limit
-    events = events[:limit]
-    body = '{"events":[' + ",".join(e.to_json() for e in events) + "]"
-    if more and events:
-        body += f',"nextAfter":{events[-1].seq}'
+    body = '{"events":[' + ",".join(events[:limit]) + "]"
+    if len(events) > limit:
+        body += f',"nextAfter":{after + limit}'
     return Response(content=body + "}", media_type="application/json")

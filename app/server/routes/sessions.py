@@ -25,6 +25,13 @@ _SESSION = "/apps/{app}/users/{uid}/sessions/{sid}"
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ProblemOut}}
 
 
+def _session_json(session: Session) -> str:
+    """Encode a session, splicing in each event's stored JSON instead of re-encoding it."""
+    head = session.model_dump_json(by_alias=True, exclude_none=True, exclude={"events"})
+    events = ",".join(event.to_json() for event in session.events)
+    return head[:-1] + ',"events":[' + events + "]}"
+
+
 def _json(body: str, status: int = 200) -> Response:
     return Response(content=body, status_code=status, media_type="application/json")
 
@@ -86,8 +93,7 @@ async def get_session(
     session = await sessions.get_session(app_name=app, user_id=uid, session_id=sid, config=config)
     if session is None:
         raise SessionNotFoundError(sid)
-    # Events are encoded straight from the stored models: no response re-validation.
-    return _json(session.model_dump_json(by_alias=True, exclude_none=True))
+    return _json(_session_json(session))
 
 
 @router.patch(_SESSION, response_model=Session, dependencies=[JsonBody], responses=_NOT_FOUND)
@@ -104,7 +110,7 @@ async def update_session_state(
         actions=EventActions(state_delta=dict(body.state_delta)),
     )
     await sessions.append_event(session, event)
-    return _json(session.model_dump_json(by_alias=True, exclude_none=True))
+    return _json(_session_json(session))
 
 
 @router.delete(_SESSION, status_code=204, response_class=Response, responses=_NOT_FOUND)

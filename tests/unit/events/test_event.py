@@ -364,3 +364,11 @@ def test_create_with_non_stop_finish_but_content_keeps_the_content() -> None:
     assert llm_response.error_code is None
     assert llm_response.content == text_content("trunc")
     assert llm_response.finish_reason == types.FinishReason.MAX_TOKENS
+
+
+def test_stored_event_json_is_replayed_as_stored_and_refreshed_on_new_content() -> None:
+    raw = '{"id":"e1","invocationId":"i","author":"a","seq":3,"timestamp":1.0,"actions":{}}'
+    event = Event.from_stored_json(raw)
+    assert event.to_json() == raw  # the stored bytes, not a re-encoding
+    event.content = types.Content(role="model", parts=[types.Part(text="new")])
+    assert '"text":"new"' in event.to_json()  # a changed content is encoded afresh
