@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from google.genai import types
 
@@ -50,7 +50,6 @@ class InvocationContext:
     live_request_queue: LiveRequestQueue | None = None
     resumability_enabled: bool = False
     _llm_calls: _CallCounter = field(default_factory=_CallCounter)
-    transcription_cache: list[Any] = field(default_factory=list)
 
     @property
     def app_name(self) -> str:
