@@ -247,6 +247,11 @@ def discard_broken(connection: PoolProxiedConnection, pool: Pool, exc: BaseExcep
     connection.invalidate(exc)
 
 
+def lost_server(exc: BaseException) -> bool:
+    """Whether a failed raw asyncpg call means the server went away (see `discard_broken`)."""
+    return _broken_scope(exc) == "pool"
+
+
 def _broken_scope(exc: BaseException) -> str | None:
     """Say what a failed statement's `exc` leaves unusable.
 

@@ -27,9 +27,9 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import await_only, greenlet_spawn
 
-from app.sessions._engine import discard_broken, dumps_json, transaction_engine
+from app.sessions._engine import dumps_json, transaction_engine
+from app.sessions._hot_connections import HotConnections
 from app.sessions._schema import app_states, sessions, user_states
 
 SessionKey = tuple[str, str, str]
@@ -237,6 +237,10 @@ class SessionSql(abc.ABC):
         async with self.engine.connect() as conn:
             return list((await conn.execute(stmt, params)).all())
 
+    async def close(self) -> None:
+        """Release what the statements keep between calls (nothing by default)."""
+        return
+
     async def ping(self) -> None:
         """Run a trivial query."""
         async with self.engine.connect() as conn:
@@ -257,36 +261,36 @@ class PostgresSql(SessionSql):
         # here once more. (Not OutdatedSchemaCacheError: that one comes after the statement
         # ran, and these statements return no composite types that could raise it.)
         self._stale_statement = asyncpg.InvalidCachedStatementError
+        self._connections = HotConnections(engine)
         self._append_sql: dict[tuple[bool, bool, bool], str] = {}
         self._create_sql: dict[tuple[bool, bool], str] = {}
 
     async def _fetchrow(self, query: str, *args: Any) -> Any:
         """Run one statement on a pooled connection's asyncpg driver; return its first row.
 
-        The connection comes from the engine's pool (pre-ping, reconnects, connect errors as
-        configured), checked out, used and checked in within one greenlet: this is the cost of
-        one `greenlet_spawn`, where `AsyncConnection.execute` pays three and SQLAlchemy's
-        statement layer besides. A failure that leaves the connection (or the server) unusable
-        invalidates it, and on a lost server the rest of the pool too.
+        The connection comes from `HotConnections` (the last one a statement used, else a
+        checkout from the engine's pool, with its pre-ping, reconnects and connect errors as
+        configured) and the statement is awaited on asyncpg directly, without SQLAlchemy's
+        statement layer or a greenlet. A failure that leaves the connection (or the server)
+        unusable invalidates it, and on a lost server the rest of the pool too.
         """
-        return await greenlet_spawn(self._fetchrow_in_greenlet, query, args)
-
-    def _fetchrow_in_greenlet(self, query: str, args: tuple[Any, ...]) -> Any:
-        sync_engine = self.engine.sync_engine
-        connection = sync_engine.raw_connection()
+        connection = await self._connections.acquire()
+        driver = connection.driver_connection
+        assert driver is not None
         try:
-            driver = connection.driver_connection
-            assert driver is not None
             try:
-                try:
-                    return await_only(driver.fetchrow(query, *args))
-                except self._stale_statement:
-                    return await_only(driver.fetchrow(query, *args))
-            except BaseException as exc:
-                discard_broken(connection, sync_engine.pool, exc)
-                raise
-        finally:
-            connection.close()
+                row = await driver.fetchrow(query, *args)
+            except self._stale_statement:
+                row = await driver.fetchrow(query, *args)
+        except BaseException as exc:
+            await self._connections.discard(connection, exc)
+            raise
+        await self._connections.release(connection)
+        return row
+
+    async def close(self) -> None:
+        """Return the connections kept for the hot paths to the pool."""
+        await self._connections.close()
 
     async def load(self, key: SessionKey, window: Window) -> LoadedSession | None:
         """One round trip: row, app/user state and the missing events as a text[]."""

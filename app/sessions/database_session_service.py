@@ -104,6 +104,7 @@ class DatabaseSessionService(BaseSessionService):
     async def close(self) -> None:
         """Drop the cache and close the connections (of an engine we created)."""
         self._cache.clear()
+        await self._sql.close()
         if self._owns_engine:
             await self._engine.dispose()
 

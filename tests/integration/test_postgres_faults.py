@@ -173,9 +173,10 @@ async def test_idle_connections_dropped_by_the_server_are_replaced(
 
 
 def idle_connections(service: DatabaseSessionService) -> int:
+    """Connections not in use: idle in the pool, or kept checked out for the hot paths."""
     pool = service.engine.pool
     assert isinstance(pool, QueuePool)
-    return pool.checkedin()
+    return pool.checkedin() + len(getattr(service._sql, "_connections", ()))
 
 
 async def fill_pool(service: DatabaseSessionService, session: Session, size: int) -> None:

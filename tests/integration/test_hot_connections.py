@@ -1,0 +1,150 @@
+"""HotConnections: hot-path statements reuse the last connection instead of a pool checkout,
+while the pool stays the owner of every connection (idle ones go back, failures are handled)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
+
+from app.sessions._engine import create_engine
+from app.sessions._hot_connections import HotConnections
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def engine(pg_db_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(pg_db_url, pool_pre_ping=False, pool_size=3, max_overflow=2)
+    yield engine
+    await engine.dispose()
+
+
+def count_checkouts(engine: AsyncEngine) -> list[int]:
+    counter = [0]
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(*_args: Any) -> None:
+        counter[0] += 1
+
+    return counter
+
+
+def pool_of(engine: AsyncEngine) -> QueuePool:
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool
+
+
+async def run(hot: HotConnections, query: str = "SELECT 1") -> Any:
+    connection = await hot.acquire()
+    try:
+        value = await connection.driver_connection.fetchval(query)  # type: ignore[union-attr]
+    except BaseException as exc:
+        await hot.discard(connection, exc)
+        raise
+    await hot.release(connection)
+    return value
+
+
+async def test_statements_reuse_the_last_connection_without_a_checkout(
+    engine: AsyncEngine,
+) -> None:
+    hot = HotConnections(engine)
+    assert hot.enabled and hot.max_size == 3
+    checkouts = count_checkouts(engine)
+    for _ in range(20):
+        assert await run(hot) == 1
+    assert checkouts[0] == 1
+    assert len(hot) == 1 and pool_of(engine).checkedout() == 1
+    await hot.close()
+    assert len(hot) == 0 and pool_of(engine).checkedout() == 0
+
+
+async def test_concurrent_statements_keep_at_most_the_pool_size(engine: AsyncEngine) -> None:
+    hot = HotConnections(engine)
+    await asyncio.gather(*(run(hot, "SELECT pg_sleep(0.05)") for _ in range(5)))
+    # Five ran at once (pool 3 + overflow 2); only the pool size stays hot, the rest went back.
+    assert len(hot) == 3 and pool_of(engine).checkedout() == 3
+    await hot.close()
+    assert pool_of(engine).checkedout() == 0
+
+
+async def test_connections_idle_too_long_go_back_to_the_pool(engine: AsyncEngine) -> None:
+    hot = HotConnections(engine, idle_seconds=0.05)
+    await asyncio.gather(*(run(hot, "SELECT pg_sleep(0.02)") for _ in range(3)))
+    assert len(hot) == 3
+    await asyncio.sleep(0.1)
+    checkouts = count_checkouts(engine)
+    assert await run(hot) == 1
+    # All three were idle: returned to the pool, and the statement checked one out again.
+    assert checkouts[0] == 1 and len(hot) == 1 and pool_of(engine).checkedout() == 1
+    await hot.close()
+
+
+async def test_not_used_when_the_pool_pre_pings(pg_db_url: str) -> None:
+    engine = create_engine(pg_db_url)  # pre-ping on: every checkout must keep its round trip
+    try:
+        hot = HotConnections(engine)
+        assert not hot.enabled
+        checkouts = count_checkouts(engine)
+        for _ in range(3):
+            assert await run(hot) == 1
+        assert checkouts[0] == 3 and len(hot) == 0 and pool_of(engine).checkedout() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failed_statement_keeps_a_healthy_connection(engine: AsyncEngine) -> None:
+    hot = HotConnections(engine)
+    assert await run(hot) == 1
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await run(hot, "SELECT 1/0")
+    # The connection is fine after a statement error: it went back to the pool, still valid.
+    assert len(hot) == 0 and pool_of(engine).checkedout() == 0 and pool_of(engine).checkedin() == 1
+    assert await run(hot) == 1
+    await hot.close()
+
+
+async def test_a_lost_server_returns_every_hot_connection(
+    engine: AsyncEngine, pg_db_url: str
+) -> None:
+    hot = HotConnections(engine)
+    await asyncio.gather(*(run(hot, "SELECT pg_sleep(0.02)") for _ in range(3)))
+    assert len(hot) == 3
+    admin_url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    with pytest.raises((asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)):
+        await run(hot)
+    # The first failure sends the other hot connections back to the (now invalidated) pool,
+    # so the next statements all get fresh connections.
+    assert len(hot) == 0 and pool_of(engine).checkedout() == 0
+    for _ in range(3):
+        assert await run(hot) == 1
+    await hot.close()
+
+
+async def test_a_cancelled_statement_does_not_come_back(engine: AsyncEngine) -> None:
+    hot = HotConnections(engine)
+    task = asyncio.create_task(run(hot, "SELECT pg_sleep(5)"))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Left mid-statement: closed, not kept hot; the pool hands out a working one.
+    assert len(hot) == 0 and pool_of(engine).checkedout() == 0
+    assert await run(hot) == 1
+    await hot.close()
