@@ -68,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--loop", default="asyncio", help="uvicorn --loop (ADK ran asyncio)")
-    parser.add_argument("--http", default="h11", help="uvicorn --http (ADK ran h11)")
+    parser.add_argument(
+        "--http",
+        default="h11",
+        help="h11 or httptools: that parser in our protocol (as `agent-service serve --http`); "
+        "uvicorn-h11 or uvicorn-httptools: uvicorn's own protocol (ADK ran uvicorn's h11)",
+    )
     parser.add_argument("--label", default="ours")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS md")
     parser.add_argument("--py-spy", type=Path, help="record a py-spy raw profile of the server")
@@ -193,7 +198,7 @@ def _start_server(
         "--loop",
         args.loop,
         "--http",
-        args.http,
+        _uvicorn_http(args.http),
     ]
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -210,6 +215,14 @@ def _start_server(
     raise RuntimeError("server did not become healthy")
 
 
+def _uvicorn_http(http: str) -> str:
+    """uvicorn's `--http` for our choice: our coalescing protocols, or uvicorn's own."""
+    if http.startswith("uvicorn-"):
+        return http.removeprefix("uvicorn-")
+    names = {"h11": "CoalescingH11Protocol", "httptools": "CoalescingHttpToolsProtocol"}
+    return f"app.server.protocols:{names[http]}"
+
+
 def render(results: dict[str, Any], args: argparse.Namespace, *, failed_runs: int) -> str:
     """Return the markdown table of one pass, with the ADK figures beside ours."""
     meta = results["meta"]
@@ -218,7 +231,8 @@ def render(results: dict[str, Any], args: argparse.Namespace, *, failed_runs: in
         "",
         f"Measured {meta['date']} on {meta['cpus']} cores, Python {meta['python']}, "
         f"{meta['duration_s']:.0f} s per level, loadgen client `{meta['client']}`. "
-        f"Server: 1 uvicorn worker, `--loop {args.loop} --http {args.http}`, log level warning, "
+        f"Server: 1 uvicorn worker, `--loop {args.loop} --http {_uvicorn_http(args.http)}`, "
+        "log level warning, "
         "on a throwaway Postgres with default durability (fsync on). Same load generator, "
         "workloads and mock model behaviour as the ADK bench (`/work/shared/bench-adk`). "
         "`benchmarks/http_load.py` reproduces it.",

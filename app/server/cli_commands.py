@@ -30,6 +30,12 @@ def add_server_commands(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, help="port (default: AGENT_SERVICE_PORT)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
+    serve.add_argument(
+        "--http",
+        choices=["auto", "httptools", "h11"],
+        default="auto",
+        help="HTTP/1.1 parser (default auto: httptools when installed)",
+    )
     serve.set_defaults(handler=serve_command)
 
     openapi = subparsers.add_parser("openapi", help="write the OpenAPI document")
@@ -71,6 +77,7 @@ def serve_command(args: argparse.Namespace) -> int:
     """Run uvicorn on the app factory, so that `--workers N` builds one app per worker."""
     import uvicorn
 
+    from app.server.protocols import protocol_class
     from app.server.settings import load_settings
 
     settings = load_settings()
@@ -84,6 +91,8 @@ def serve_command(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level),
         timeout_graceful_shutdown=10,
+        # uvicorn's parser, with one socket write per event-loop pass (app/server/protocols.py).
+        http=protocol_class(args.http),
         # PCM audio does not compress; permessage-deflate only costs ~50-90 KiB per live
         # session and CPU per frame (benchmarks/RESULTS-live_relay.md).
         ws_per_message_deflate=False,

@@ -61,6 +61,9 @@ def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
                 str(port),
                 "--log-level",
                 "warning",
+                # What `agent-service serve` runs: httptools with coalesced writes.
+                "--http",
+                "app.server.protocols:CoalescingHttpToolsProtocol",
             ],
             cwd=REPO_ROOT,
             env=env,

@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from app.server.app import create_app
+from app.server.protocols import protocol_class
 from app.server.settings import Settings
 from app.testing import ScriptedModel, function_call
 from app.testing.scripted_live import (
@@ -137,7 +138,10 @@ async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    uv = _ReadyServer(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    config = uvicorn.Config(
+        app, log_level="warning", timeout_graceful_shutdown=2, http=protocol_class()
+    )
+    uv = _ReadyServer(config)
     serving = asyncio.create_task(uv.serve(sockets=[sock]))
     route_logger = logging.getLogger("app.server.routes.live")
     log = _LiveClosedLog()
