@@ -279,7 +279,9 @@ def _broken_scope(exc: BaseException) -> str | None:
         if "in progress" in message:
             return "connection"  # left mid-statement
         return None  # bad arguments and the like: the connection is fine
-    if isinstance(exc, asyncpg.ProtocolError):
+    if isinstance(exc, asyncpg.ProtocolError | asyncpg.exceptions.InternalClientError):
+        # The protocol is in a state asyncpg did not expect (e.g. a backend terminated
+        # while idle: "cannot switch to state ..."): this connection cannot be trusted.
         return "connection"
     if not isinstance(exc, Exception):
         return "connection"  # cancelled (or interrupted) in the middle of a statement
@@ -307,6 +309,8 @@ def _connection_failure(exc: BaseException) -> str | None:
         return f"{_first_line(exc)}; create it first"
     if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
         return _first_line(exc)
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return f"the connection broke ({_first_line(exc)})"
     if type(exc).__module__ == "sqlite3" and any(m in str(exc) for m in _SQLITE_UNAVAILABLE):
         return _first_line(exc)
     return None

@@ -11,6 +11,7 @@ of a checkout. The pool remains the only source and owner of connections:
 - a statement whose failure leaves the connection or the server unusable goes through
   `discard_broken`, and a lost server sends every hot connection back to the pool, where the
   invalidation `discard_broken` recorded replaces them at their next checkout;
+- a hot connection the server has closed meanwhile is invalidated instead of used;
 - it is only used when the pool does not pre-ping: with pre-ping every checkout is a round trip
   that the caller asked for, and skipping it would silently drop that guarantee.
 """
@@ -58,8 +59,13 @@ class HotConnections:
             now = time.monotonic()
             if now - hot[0][1] > self._idle_seconds:
                 await self._check_in_idle(now)
-            if hot:
-                return hot.pop()[0]
+            while hot:
+                connection = hot.pop()[0]
+                driver = connection.driver_connection
+                if driver is not None and not driver.is_closed():
+                    return connection
+                # The server closed it while it waited (restart, idle timeout): replace it.
+                await greenlet_spawn(connection.invalidate)
         return await greenlet_spawn(self._sync_engine.raw_connection)
 
     async def release(self, connection: PoolProxiedConnection) -> None:
