@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         help="h11 or httptools: that parser in our protocol (as `agent-service serve --http`); "
         "uvicorn-h11 or uvicorn-httptools: uvicorn's own protocol (ADK ran uvicorn's h11)",
     )
+    parser.add_argument(
+        "--adk-python",
+        type=Path,
+        help="python of a google-adk venv (bench-adk/requirements-adk.txt): measure the ADK "
+        "server right after ours, on the same Postgres, for side-by-side ratios",
+    )
     parser.add_argument("--label", default="ours")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS md")
     parser.add_argument("--py-spy", type=Path, help="record a py-spy raw profile of the server")
@@ -101,28 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         server = _start_server(url, port, args, log_path)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out = RESULTS_DIR / f"{args.label}-{stamp}.json"
-        command = [
-            "python3",
-            str(LOADGEN),
-            "--profile-file",
-            str(PROFILE),
-            "--base",
-            f"http://127.0.0.1:{port}",
-            "--server-pid",
-            str(server.pid),
-            "--pg-pid",
-            str(cluster.pid),
-            "--workloads",
-            args.workloads,
-            "--concurrency",
-            args.concurrency,
-            "--duration",
-            str(args.duration),
-            "--label",
-            args.label,
-            "--out",
-            str(out),
-        ]
+        command = _loadgen_command(
+            ["--profile-file", str(PROFILE)], port, server.pid, cluster, args, args.label, out
+        )
         spy = None
         if args.py_spy:
             spy = subprocess.Popen(
@@ -144,8 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         if spy is not None:
             spy.send_signal(2)
             spy.wait(timeout=60)
+        server.terminate()
+        server.wait(timeout=15)
+        server = None
         failed = log_path.read_text(errors="replace").count("run failed")
         results = json.loads(out.read_text())
+        if args.adk_python:
+            results["adk"] = _measure_adk(cluster, args, stamp)
         table = render(results, args, failed_runs=failed)
         print(table)
         if not args.no_write:
@@ -158,16 +150,85 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def _create_database(cluster: PostgresCluster) -> str:
+def _measure_adk(cluster: PostgresCluster, args: argparse.Namespace, stamp: str) -> dict[str, Any]:
+    """Serve bench-adk's `serve_adk.py` on its own database and run the same workloads."""
+    url = asyncio.run(_create_database(cluster, "adk", migrate=False))
+    port = free_port()
+    env = {
+        **os.environ,
+        "ADK_PORT": str(port),
+        "ADK_DB_URL": url,
+        "UVICORN_LOOP": args.loop,
+        "UVICORN_HTTP": args.http.removeprefix("uvicorn-"),
+    }
+    log_path = RESULTS_DIR / "adk-server.log"
+    with log_path.open("wb") as log:
+        adk = subprocess.Popen(
+            [str(args.adk_python), str(BENCH_DIR / "serve_adk.py")],
+            cwd=BENCH_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_healthy(adk, port, "/health", log_path)
+        out = RESULTS_DIR / f"adk-{stamp}.json"
+        subprocess.run(
+            _loadgen_command(["--profile", "adk"], port, adk.pid, cluster, args, "adk", out),
+            check=True,
+        )
+        return dict(json.loads(out.read_text()))
+    finally:
+        adk.terminate()
+        adk.wait(timeout=15)
+
+
+def _loadgen_command(
+    profile: list[str],
+    port: int,
+    server_pid: int,
+    cluster: PostgresCluster,
+    args: argparse.Namespace,
+    label: str,
+    out: Path,
+) -> list[str]:
+    return [
+        "python3",
+        str(LOADGEN),
+        *profile,
+        "--base",
+        f"http://127.0.0.1:{port}",
+        "--server-pid",
+        str(server_pid),
+        "--pg-pid",
+        str(cluster.pid),
+        "--workloads",
+        args.workloads,
+        "--concurrency",
+        args.concurrency,
+        "--duration",
+        str(args.duration),
+        "--label",
+        label,
+        "--out",
+        str(out),
+    ]
+
+
+async def _create_database(
+    cluster: PostgresCluster, name: str = "bench", *, migrate: bool = True
+) -> str:
     import asyncpg
 
     admin = cluster.url("postgres").replace("postgresql+asyncpg", "postgresql")
     conn = await asyncpg.connect(admin)
     try:
-        await conn.execute('CREATE DATABASE "bench"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    url = cluster.url("bench")
+    url = cluster.url(name)
+    if not migrate:
+        return url
     await upgrade(url)
     return url
 
@@ -202,17 +263,35 @@ def _start_server(
     ]
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    _wait_healthy(server, port, "/healthz", log_path)
+    return server
+
+
+def _wait_healthy(server: subprocess.Popen[bytes], port: int, path: str, log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"server exited:\n{log_path.read_text()}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return server
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1):
+                return
         except OSError:
             time.sleep(0.1)
     server.terminate()
     raise RuntimeError("server did not become healthy")
+
+
+def _measured_adk(adk: dict[str, Any]) -> dict[tuple[str, int], str]:
+    """ADK cells (runs/s | p50 | p99 | CPU ms/run) from a loadgen result."""
+    cells = {}
+    for wl in ("w1", "w2", "w4"):
+        for row in adk.get(wl, []):
+            lat = row["lat_ms"]
+            cells[(wl, row["concurrency"])] = (
+                f"{row['runs_per_s']} | {lat['p50']} | {lat['p99']} | "
+                f"{row['server_cpu_ms_per_run']}"
+            )
+    return cells
 
 
 def _uvicorn_http(http: str) -> str:
@@ -237,18 +316,24 @@ def render(results: dict[str, Any], args: argparse.Namespace, *, failed_runs: in
         "workloads and mock model behaviour as the ADK bench (`/work/shared/bench-adk`). "
         "`benchmarks/http_load.py` reproduces it.",
         "",
-        "ADK columns are the two passes of bench-adk/README.md (runs/s) and its first pass "
-        "(p50, p99 in ms, server CPU ms per run).",
+        (
+            "ADK columns: google-adk 2.13's server measured right after ours in this run "
+            "(`--adk-python`), same Postgres, loop and parser."
+            if "adk" in results
+            else "ADK columns are the two passes of bench-adk/README.md (runs/s) and its first "
+            "pass (p50, p99 in ms, server CPU ms per run)."
+        ),
         "",
         "| wl | conc | runs/s | p50 ms | p99 ms | server CPU ms/run | PG CPU ms/run | errors |"
         " other load (cores) | ADK runs/s | ADK p50 | ADK p99 | ADK CPU ms/run |"
         " x ADK runs/s | x ADK CPU/run |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    reference = _measured_adk(results["adk"]) if "adk" in results else ADK
     for wl in ("w1", "w2", "w4"):
         for row in results.get(wl, []):
             conc = row["concurrency"]
-            adk = ADK.get((wl, conc))
+            adk = reference.get((wl, conc))
             adk_cells = adk.split(" | ") if adk else ["", "", "", ""]
             speedup = cpu_ratio = ""
             if adk:
