@@ -63,10 +63,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-GC_THRESHOLDS = (10_000, 20, 20)
-"""`gc.set_threshold` once the app has started (the defaults are 700, 10, 10)."""
-
-
 class GZipExceptRunsMiddleware:
     """Gzip large JSON responses (session and event listings), but never a run.
 
@@ -95,16 +91,9 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         # 120-230 ms under live load (benchmarks/live_relay.py).
         gc.collect()
         gc.freeze()
-        # Runs leave objects alive (the session cache keeps their events), so at the default
-        # threshold (700) the young generation was collected every ~7 tool runs, and the older
-        # ones, which walk the whole cache, every 70. At 10,000: every ~90 runs, and server
-        # CPU per run fell 3-5% (benchmarks/http_load.py).
-        previous = gc.get_threshold()
-        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield
         finally:
-            gc.set_threshold(*previous)
             await close_services(services)
 
     return lifespan
