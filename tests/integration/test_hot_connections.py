@@ -15,6 +15,7 @@ from sqlalchemy.pool import QueuePool
 
 from app.sessions._engine import create_engine
 from app.sessions._hot_connections import HotConnections
+from tests.integration.helpers import terminate_other_backends
 
 pytestmark = pytest.mark.postgres
 
@@ -118,16 +119,7 @@ async def test_connections_the_server_closed_are_replaced_not_used(
     hot = HotConnections(engine)
     await asyncio.gather(*(run(hot, "SELECT pg_sleep(0.02)") for _ in range(3)))
     assert len(hot) == 3
-    admin_url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(admin_url)
-    try:
-        killed = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
-    assert killed == 3
+    assert await terminate_other_backends(engine.url) == 3
     await asyncio.sleep(0.2)  # the loop sees each socket close
     # Every statement gets a live connection: the closed ones are invalidated, not used.
     for _ in range(3):

@@ -10,7 +10,6 @@ from typing import Any
 import asyncpg
 import pytest
 from google.genai import types
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from app.errors import DatabaseUnavailableError
@@ -18,6 +17,7 @@ from app.events import Event
 from app.sessions import DatabaseSessionService, Session
 from app.sessions.migration import upgrade
 from app.testing.postgres import PostgresCluster, find_bin_dir
+from tests.integration.helpers import dsn, terminate_other_backends
 
 pytestmark = pytest.mark.postgres
 
@@ -26,10 +26,6 @@ APP, USER = "app", "alice"
 
 def message(text: str) -> Event:
     return Event(author="user", content=types.Content(role="user", parts=[types.Part(text=text)]))
-
-
-def dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def stored_counts(url: str, session_id: str) -> tuple[int, int, int]:
@@ -154,14 +150,7 @@ async def test_idle_connections_dropped_by_the_server_are_replaced(
     sessions: list[Session] = [
         await service.create_session(app_name=APP, user_id=USER) for _ in range(3)
     ]
-    admin = await asyncpg.connect(dsn(pg_db_url))
-    try:
-        killed = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
+    killed = await terminate_other_backends(pg_db_url)
     assert killed >= 1
     for session in sessions:  # pool_pre_ping notices and reconnects: no error at all
         await service.append_event(session, message("still here"))
@@ -249,14 +238,7 @@ async def test_killed_connections_without_pre_ping_cost_one_failed_call(pg_db_ur
     try:
         session = await service.create_session(app_name=APP, user_id=USER)
         await fill_pool(service, session, 4)
-        admin = await asyncpg.connect(dsn(pg_db_url))
-        try:
-            killed = await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        finally:
-            await admin.close()
+        killed = await terminate_other_backends(pg_db_url)
         assert killed >= 3
         assert await calls_after_an_outage(service, session) <= 1
     finally:
