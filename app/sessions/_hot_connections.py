@@ -80,7 +80,8 @@ class HotConnections:
         await greenlet_spawn(self._discard, connection, exc)
 
     async def close(self) -> None:
-        """Check every hot connection back in (before the engine is disposed of)."""
+        """Check every hot connection back in, and keep none from now on (service closed)."""
+        self.enabled = False
         if self._hot:
             await greenlet_spawn(self._check_in_all)
 

@@ -66,6 +66,9 @@ async def test_statements_reuse_the_last_connection_without_a_checkout(
     assert len(hot) == 1 and pool_of(engine).checkedout() == 1
     await hot.close()
     assert len(hot) == 0 and pool_of(engine).checkedout() == 0
+    # A statement still running when the service closes checks its connection back in.
+    assert await run(hot) == 1
+    assert len(hot) == 0 and pool_of(engine).checkedout() == 0
 
 
 async def test_concurrent_statements_keep_at_most_the_pool_size(engine: AsyncEngine) -> None:
