@@ -54,16 +54,19 @@ def _visible(
     if not events:
         return [], []
     # Read the private dict directly: pydantic's __getattr__ for private attributes is slow.
+    # The prefix is cached on the first event by position and id, never by holding events:
+    # a reference from events[0] back to the events would make every cached session one
+    # reference cycle, left for the cyclic collector to free once evicted.
     store: dict[Any, Any] = events[0].__pydantic_private__["_views"]  # type: ignore[index]
     key = ("prefix", agent_name, branch)
-    visible: list[Event] = []
+    positions: list[int] = []
     contents: list[types.Content] = []
     start = 0
     cached = store.get(key)
     if cached is not None:
-        covered, last, cached_visible, cached_contents = cached
-        if covered <= len(events) and events[covered - 1] is last:
-            visible, contents = list(cached_visible), list(cached_contents)
+        covered, last_id, cached_positions, cached_contents = cached
+        if covered <= len(events) and events[covered - 1].id == last_id:
+            positions, contents = list(cached_positions), list(cached_contents)
             start = covered
     for index in range(start, len(events)):
         event = events[index]
@@ -71,10 +74,10 @@ def _visible(
             continue
         content = model_view(event, agent_name)
         if content is not None:
-            visible.append(event)
+            positions.append(index)
             contents.append(content)
-    store[key] = (len(events), events[-1], visible, contents)
-    return list(visible), list(contents)
+    store[key] = (len(events), events[-1].id, positions, contents)
+    return [events[i] for i in positions], list(contents)
 
 
 def model_view(event: Event, agent_name: str) -> types.Content | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 from google.genai import types
@@ -255,3 +257,32 @@ def test_late_response_keeps_sibling_call_responses_from_the_same_turn() -> None
         if p.function_response
     }
     assert merged == {"slow": {"status": "approved"}, "fast": {"temp": 3}}
+
+
+def test_the_cached_prefix_leaves_the_events_free_of_reference_cycles() -> None:
+    events = [text_event("user", "hi"), text_event(AGENT, "hello"), text_event("user", "and?")]
+    build_contents(events, agent_name=AGENT, branch=None)
+    build_contents([*events, text_event(AGENT, "more")], agent_name=AGENT, branch=None)
+    refs = [weakref.ref(event) for event in events]
+    gc.disable()
+    try:
+        del events
+        # Freed by reference counting alone: an evicted cached session must not wait for
+        # the cyclic collector (it walks the whole heap, and memory grows until it runs).
+        assert [ref() for ref in refs] == [None, None, None]
+    finally:
+        gc.enable()
+
+
+def test_the_cached_prefix_is_reused_for_a_longer_history_and_matches_a_fresh_build() -> None:
+    events = [text_event("user", "one"), call_event("c1"), text_event(AGENT, "two")]
+    first = build_contents(events, agent_name=AGENT, branch=None)
+    longer = [*events, text_event("user", "three")]
+    assert build_contents(longer, agent_name=AGENT, branch=None) == [
+        *first,
+        longer[-1].content,
+    ]
+    fresh = [e.model_copy(deep=True) for e in longer]
+    assert build_contents(fresh, agent_name=AGENT, branch=None) == build_contents(
+        longer, agent_name=AGENT, branch=None
+    )
