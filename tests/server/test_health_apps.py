@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 
+from app.server.app import GC_THRESHOLDS
+
+from .conftest import ClientFactory
 from .helpers import assert_problem
 
 
@@ -79,3 +84,13 @@ async def test_large_json_is_gzipped_but_runs_are_not(client: httpx.AsyncClient)
     )
     assert run.status_code == 200
     assert "content-encoding" not in run.headers
+
+
+async def test_gc_thresholds_are_raised_while_serving_and_restored_after(
+    make_client: ClientFactory,
+) -> None:
+    before = gc.get_threshold()
+    async with make_client() as client:
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert (await client.get("/healthz")).status_code == 200
+    assert gc.get_threshold() == before
