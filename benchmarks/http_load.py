@@ -394,6 +394,11 @@ def render(results: dict[str, Any], args: argparse.Namespace, *, failed_runs: in
         "session store (asyncpg protocol and its socket I/O), a fifth in the runtime "
         "(~17 pydantic/google-genai models per chat turn), the rest in the event loop and "
         "socket syscalls.",
+        "- The server raises the gc thresholds to 10,000/20/20 once started: 7-19% less CPU "
+        "per run and a quarter of the p99 at c=32, which the default thresholds spent in "
+        "collections walking the session cache. That is safe only because runs leave no "
+        "reference cycles: the history-prefix cache used to make each cached session one, "
+        "and with the higher thresholds RSS reached 742 MiB in this run instead of ~350.",
         "- Sync tools such as `get_weather` run on a worker thread, so a blocking tool cannot "
         "stall other sessions. Running them inline, as the reference does, measured 12% less "
         "CPU per tool run; we keep the thread.",
