@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -243,3 +244,24 @@ async def test_run_message_role_is_forced_to_user(client: httpx.AsyncClient) -> 
     [user_event, _] = await _stored(client, "s")
     assert user_event["author"] == "user"
     assert user_event["content"]["role"] == "user"
+
+
+async def test_runs_leave_no_reference_cycles_behind(client: httpx.AsyncClient) -> None:
+    # The server raises the gc thresholds on the premise that a run's objects are freed by
+    # reference counting; events caught in a cycle would pile up until a full collection.
+    await client.post(BASE, json={"sessionId": "gc"})
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for text in ("chat", "tool", "chat"):
+            response = await _sse(client, "gc", {"newMessage": message(text)})
+            assert response.status_code == 200
+        await client.delete(f"{BASE}/gc")
+        gc.collect()
+        ours = [o for o in gc.garbage if type(o).__module__.startswith(("app.", "google.genai"))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert ours == []
