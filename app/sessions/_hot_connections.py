@@ -6,8 +6,8 @@ A chat run makes three such statements. `HotConnections` keeps the connections t
 just used, checked out, and hands the most recent one to the next statement: a list pop instead
 of a checkout. The pool remains the only source and owner of connections:
 
-- a connection unused for `idle_seconds` goes back to the pool (so the pool's sizing and
-  recycling apply to connections not in constant use), as does any beyond `max_size`;
+- part of the pool is never kept (see `RESERVED`); a connection unused for `idle_seconds`
+  goes back to the pool at the next statement;
 - a statement whose failure leaves the connection or the server unusable goes through
   `discard_broken`, and a lost server sends every hot connection back to the pool, where the
   invalidation `discard_broken` recorded replaces them at their next checkout;
@@ -32,6 +32,9 @@ from app.sessions._engine import discard_broken, lost_server
 IDLE_SECONDS = 1.0
 """A hot connection unused for longer than this goes back to the pool."""
 
+RESERVED = 5
+"""Pool connections never kept hot (fewer in pools under 10), for the pool's other users."""
+
 
 class HotConnections:
     """Recently used pool connections, reused without a pool checkout (see the module doc)."""
@@ -46,7 +49,9 @@ class HotConnections:
         recycle = getattr(pool, "_recycle", 0)
         size = pool.size() if isinstance(pool, QueuePool) else 0
         self.enabled = size > 0 and not pre_ping and recycle < 0
-        self.max_size = size if self.enabled else 0
+        # What is kept hot stays checked out even while the session store is idle, so part of
+        # the pool (half, at most RESERVED) is left to its other users (artifacts, listings).
+        self.max_size = max(1, size - min(size // 2, RESERVED)) if self.enabled else 0
         self._hot: deque[tuple[PoolProxiedConnection, float]] = deque()
 
     def __len__(self) -> int:

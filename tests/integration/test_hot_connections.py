@@ -22,7 +22,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 async def engine(pg_db_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(pg_db_url, pool_pre_ping=False, pool_size=3, max_overflow=2)
+    engine = create_engine(pg_db_url, pool_pre_ping=False, pool_size=6, max_overflow=2)
     yield engine
     await engine.dispose()
 
@@ -59,6 +59,9 @@ async def test_statements_reuse_the_last_connection_without_a_checkout(
 ) -> None:
     hot = HotConnections(engine)
     assert hot.enabled and hot.max_size == 3
+    big = create_engine(engine.url, pool_pre_ping=False, pool_size=30)
+    assert HotConnections(big).max_size == 25  # 5 reserved
+    await big.dispose()
     checkouts = count_checkouts(engine)
     for _ in range(20):
         assert await run(hot) == 1
@@ -73,8 +76,9 @@ async def test_statements_reuse_the_last_connection_without_a_checkout(
 
 async def test_concurrent_statements_keep_at_most_the_pool_size(engine: AsyncEngine) -> None:
     hot = HotConnections(engine)
-    await asyncio.gather(*(run(hot, "SELECT pg_sleep(0.05)") for _ in range(5)))
-    # Five ran at once (pool 3 + overflow 2); only the pool size stays hot, the rest went back.
+    await asyncio.gather(*(run(hot, "SELECT pg_sleep(0.05)") for _ in range(8)))
+    # Eight ran at once (pool 6 + overflow 2); half of this small pool stays hot, the rest
+    # went back, so other users of the pool (artifacts) always find connections.
     assert len(hot) == 3 and pool_of(engine).checkedout() == 3
     await hot.close()
     assert pool_of(engine).checkedout() == 0
