@@ -279,9 +279,11 @@ def _broken_scope(exc: BaseException) -> str | None:
         if "in progress" in message:
             return "connection"  # left mid-statement
         return None  # bad arguments and the like: the connection is fine
-    if isinstance(exc, asyncpg.ProtocolError | asyncpg.exceptions.InternalClientError):
-        # The protocol is in a state asyncpg did not expect (e.g. a backend terminated
-        # while idle: "cannot switch to state ..."): this connection cannot be trusted.
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        # "cannot switch to state ...": the server's FATAL for a backend terminated while the
+        # connection was idle arrived first. The others were most likely terminated too.
+        return "pool"
+    if isinstance(exc, asyncpg.ProtocolError):
         return "connection"
     if not isinstance(exc, Exception):
         return "connection"  # cancelled (or interrupted) in the middle of a statement
