@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from app.server.protocols import protocol_class
 from app.sessions.migration import upgrade
 from app.testing.postgres import PostgresCluster, find_bin_dir, free_port
 
@@ -299,8 +300,8 @@ def _uvicorn_http(http: str) -> str:
     """uvicorn's `--http` for our choice: our coalescing protocols, or uvicorn's own."""
     if http.startswith("uvicorn-"):
         return http.removeprefix("uvicorn-")
-    names = {"h11": "CoalescingH11Protocol", "httptools": "CoalescingHttpToolsProtocol"}
-    return f"app.server.protocols:{names[http]}"
+    protocol = protocol_class(http)  # the class `agent-service serve --http` would run
+    return f"{protocol.__module__}:{protocol.__qualname__}"
 
 
 def render(results: dict[str, Any], args: argparse.Namespace, *, failed_runs: int) -> str:
