@@ -55,6 +55,7 @@ _SSE_EVENT_SCHEMA = {
         },
         404: {"model": ProblemOut, "description": "Unknown app or session."},
         409: {"model": ProblemOut, "description": "A run is already in progress."},
+        502: {"model": ProblemOut, "description": "The model failed before anything was stored."},
         503: {"model": ProblemOut, "description": "The app failed to load."},
     },
 )
