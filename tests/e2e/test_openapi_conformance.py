@@ -72,7 +72,7 @@ def test_every_operation_conforms_to_the_openapi_document(
         *(sys.executable, "-m", "schemathesis.cli"),
         *("--config-file", str(config), "run", server.base_url + "/openapi.json"),
         *("--checks", CHECKS, "--phases", "coverage,fuzzing", "--mode", "all"),
-        *("--max-examples", "10", "--generation-deterministic", "--no-shrink"),
+        *("--max-examples", "6", "--generation-deterministic", "--no-shrink"),
         *("--workers", "1", "--no-color", "--request-timeout", "10"),
         *("--report", "junit", "--report-junit-path", str(junit)),
     ]
