@@ -148,6 +148,32 @@ async def test_state_delta_only_run_is_stored_and_agent_runs() -> None:
     assert (await stored(runner))[0].actions.state_delta == {"mood": "happy"}
 
 
+async def test_on_user_event_reports_the_stored_user_event_before_a_failing_model() -> None:
+    runner = await new_runner(Agent(name="a", model=ScriptedModel(responses=[RuntimeError("x")])))
+    reported: list[Event] = []
+    with pytest.raises(RuntimeError):
+        await collect(runner, "hi", on_user_event=reported.append)
+    [user_event] = await stored(runner)
+    assert [e.id for e in reported] == [user_event.id]
+    assert reported[0].seq == user_event.seq == 1
+
+
+async def test_on_user_event_reports_an_already_stored_message_and_not_a_bare_run() -> None:
+    runner = await new_runner(Agent(name="a", model=ScriptedModel(responses=["1", "2", "3"])))
+    reported: list[Event] = []
+    await collect(runner, "hi", invocation_id="e-fixed")
+    await collect(runner, "hi", invocation_id="e-fixed", on_user_event=reported.append)
+    assert [e.id for e in reported] == [(await stored(runner))[0].id]
+    await collect(runner, None, on_user_event=reported.append)  # nothing to store
+    assert len(reported) == 1
+    with pytest.raises(SessionNotFoundError):
+        async for _ in runner.run_async(
+            user_id="u", session_id="gone", new_message=user("hi"), on_user_event=reported.append
+        ):
+            pass
+    assert len(reported) == 1
+
+
 # Tools
 
 
