@@ -16,7 +16,7 @@ _SSE_DOC = (
     "Server-Sent Events (`text/event-stream; charset=utf-8`), one frame per blank-line-ended "
     "block: `id: <seq>` + `data: <Event>` per stored event; `data: <Event>` (no `id:`) per "
     "partial event; `: ping` comments while the run is idle; `event: error` + "
-    "`data: <ProblemOut>` on a failure after the stream started; then exactly one "
+    "`data: <ProblemOut>` on any failure once the message is stored; then exactly one "
     "`event: end` + `data: <RunEndOut>` (`reason`: `completed`, `error` or `cancelled`). "
     "A stream without an `end` frame was cut short."
 )
@@ -55,7 +55,10 @@ _SSE_EVENT_SCHEMA = {
         },
         404: {"model": ProblemOut, "description": "Unknown app or session."},
         409: {"model": ProblemOut, "description": "A run is already in progress."},
-        502: {"model": ProblemOut, "description": "The model failed before anything was stored."},
+        502: {
+            "model": ProblemOut,
+            "description": "JSON mode: the model failed; `events` holds what the run stored.",
+        },
         503: {"model": ProblemOut, "description": "The app failed to load."},
     },
 )
