@@ -98,10 +98,10 @@ ArtifactName = Annotated[
 
 
 async def require_json(request: Request) -> None:
-    """Refuse a body declared as something other than JSON (415), or holding NUL or a lone
-    surrogate anywhere, keys included (422, see `text_checks`).
+    """Refuse a body that is not declared as JSON (415) or that holds text we cannot store (422).
 
-    A body without a Content-Type is parsed as JSON, as FastAPI does.
+    A body without a Content-Type is parsed as JSON, as FastAPI does. NUL characters and lone
+    surrogates are refused anywhere in it, keys included (see `text_checks`).
     """
     content_type = request.headers.get("content-type")
     if content_type is not None:
