@@ -21,12 +21,12 @@ test: $(STAMP)  ## the whole test suite (starts its own Postgres)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check app tests benchmarks
+	$(BIN)/ruff format --check app tests benchmarks setup.py
 	$(BIN)/mypy app
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format app tests benchmarks
+	$(BIN)/ruff format app tests benchmarks setup.py
 
 bench: $(STAMP)  ## benchmarks (not run by CI)
 	$(BIN)/python benchmarks/runner_overhead.py
