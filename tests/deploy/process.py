@@ -13,7 +13,7 @@ from pathlib import Path
 from app.testing.postgres import free_port
 
 STARTUP_TIMEOUT_SECONDS = 30.0
-_READY_LINE = "Application startup complete."
+_READY_LINE = "Uvicorn running on "  # logged once the socket listens
 
 # Model credentials of the developer's shell must not reach a test server (no internet).
 CREDENTIAL_VARIABLES = (
@@ -53,7 +53,7 @@ class Served:
 
 @contextmanager
 def serve(command: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> Iterator[Served]:
-    """Run `command ... serve --port P` until exit; yield once uvicorn reports start-up done."""
+    """Run `command ... --port P` until exit; yield once uvicorn listens on its socket."""
     port = free_port()
     process = subprocess.Popen(
         [*command, "--host", "127.0.0.1", "--port", str(port)],

@@ -153,6 +153,37 @@ def test_the_curl_examples_work_against_the_server(tmp_path: Path) -> None:
     assert end["reason"] == "completed" and end["lastSeq"] == stored[-1]["seq"]
 
 
+LIVE_AGENT = """
+from app.agents import Agent
+from app.testing import ScriptedModel
+
+root_agent = Agent(name="assistant", model=ScriptedModel(["Hello from the live test."]))
+"""
+
+
+async def test_the_live_client_talks_to_the_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Live section's client, called against `agent-service serve` (a scripted model)."""
+    (block,) = [b for b in PYTHON_BLOCKS if b.heading == "Live (bidirectional audio)"]
+    (tmp_path / "agents" / "assistant").mkdir(parents=True)
+    (tmp_path / "agents" / "assistant" / "agent.py").write_text(LIVE_AGENT)
+    env = offline_env(
+        {
+            "AGENT_SERVICE_AGENTS_DIR": str(tmp_path / "agents"),
+            "AGENT_SERVICE_DATABASE_URL": "memory://",
+        }
+    )
+    namespace: dict[str, Any] = {"__name__": "readme_live"}
+    exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)
+    server_command = [str(Path(sys.executable).parent / "agent-service"), "serve"]
+    with serve(server_command, env=env, cwd=tmp_path) as server:
+        namespace["SERVER"] = server.base_url.replace("http://", "ws://")
+        speech = await asyncio.wait_for(namespace["talk"](bytes(6400)), 30)  # 0.2 s of silence
+    assert len(speech) > 0 and len(speech) % 2 == 0  # PCM16 samples
+    assert capsys.readouterr().out == "model said: Hello from the live test.\n"
+
+
 def _next_block(block: Block) -> Block:
     blocks = _blocks()
     return blocks[blocks.index(block) + 1]
