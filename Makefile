@@ -56,4 +56,4 @@ migrate: $(STAMP)
 	$(BIN)/agent-service migrate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info
