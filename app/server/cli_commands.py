@@ -13,6 +13,7 @@ import asyncio
 import copy
 import json
 import logging
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -57,6 +58,10 @@ def add_server_commands(subparsers: Any) -> None:
     )
     run.set_defaults(handler=run_command)
 
+    from app.server.security.keys_cli import add_keys_command
+
+    add_keys_command(subparsers)
+
 
 def logging_config(level: str) -> dict[str, Any]:
     """Return uvicorn's logging config extended to this package's loggers."""
@@ -81,6 +86,10 @@ def serve_command(args: argparse.Namespace) -> int:
     from app.server.settings import load_settings
 
     settings = load_settings()
+    if args.host:
+        # Each worker builds its app from the environment; the start-up warning about auth
+        # being off on a public interface needs the host actually bound.
+        os.environ["AGENT_SERVICE_HOST"] = args.host
     uvicorn.run(
         "app.server.app:create_app",
         factory=True,
