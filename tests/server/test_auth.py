@@ -19,7 +19,9 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
+from app.errors import ConfigError
 from app.server.security.api_keys import ApiKeyStore, api_keys
+from app.server.settings import Settings, load_settings
 from app.sessions._engine import create_engine
 from tests.server.conftest import ClientFactory
 
@@ -254,3 +256,41 @@ async def test_hs256_jwts(client: httpx.AsyncClient) -> None:
     for headers in refused:
         response = await client.get(path, headers=headers)
         assert response.status_code == 401, headers
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"AGENT_SERVICE_AUTH": "apikey"}, "AGENT_SERVICE_AUTH"),
+        ({"AGENT_SERVICE_AUTH": "none,jwt"}, "AGENT_SERVICE_AUTH"),
+        ({"AGENT_SERVICE_AUTH": "jwt"}, "AGENT_SERVICE_JWT_SECRET"),
+        ({"AGENT_SERVICE_AUTH": "jwt", "AGENT_SERVICE_JWT_SECRET": "short"}, "JWT_SECRET"),
+        (
+            {"AGENT_SERVICE_AUTH": "api_key", "AGENT_SERVICE_DATABASE_URL": "memory://"},
+            "AGENT_SERVICE_DATABASE_URL",
+        ),
+        ({"AGENT_SERVICE_API_KEY_CACHE_SECONDS": "-1"}, "AGENT_SERVICE_API_KEY_CACHE_SECONDS"),
+    ],
+)
+def test_bad_auth_settings_fail_at_start_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=named):
+        load_settings()
+
+
+def test_auth_values_parse() -> None:
+    assert Settings().auth_methods == frozenset()
+    assert Settings(auth="API_KEY, jwt").auth_methods == {"api_key", "jwt"}
+
+
+@pytest.mark.parametrize(("host", "warns"), [("0.0.0.0", True), ("127.0.0.1", False)])
+async def test_warns_when_open_on_a_public_interface(
+    make_client: ClientFactory, caplog: pytest.LogCaptureFixture, host: str, warns: bool
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.server.app")
+    async with make_client(host=host):
+        pass
+    assert ("authentication is off" in caplog.text) is warns
