@@ -108,6 +108,9 @@ async def test_owner_admin_and_x_api_key_pass(client: httpx.AsyncClient) -> None
     assert (await client.get(path, headers=admin)).status_code == 200
     x_api_key = {"X-API-Key": alice["Authorization"].removeprefix("Bearer ")}
     assert (await client.get(path, headers=x_api_key)).status_code == 200
+    # A proxy's Basic credential does not hide the API key.
+    both = {**x_api_key, "Authorization": "Basic YWxpY2U6eA=="}
+    assert (await client.get(path, headers=both)).status_code == 200
     run = await client.post(
         path + ":run",
         json={"newMessage": {"role": "user", "parts": [{"text": "hi"}]}},

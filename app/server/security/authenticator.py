@@ -27,9 +27,11 @@ def credential_from_headers(headers: Mapping[bytes, bytes]) -> str | None:
     """Return `Authorization: Bearer <c>` or `X-API-Key: <c>`, else None."""
     authorization = headers.get(b"authorization")
     if authorization is not None:
+        # Another scheme (e.g. Basic, set by a proxy) is not ours: fall through to X-API-Key.
         scheme, _, value = authorization.decode("latin-1").partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-        return None
     api_key = headers.get(b"x-api-key")
-    return api_key.decode("latin-1").strip() or None if api_key is not None else None
+    if api_key is None:
+        return None
+    return api_key.decode("latin-1").strip() or None
