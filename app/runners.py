@@ -20,6 +20,7 @@ from app import _invocation
 from app._debug_printer import format_event
 from app._sync_bridge import iterate_in_thread
 from app.agents.base_agent import BaseAgent
+from app.agents.context_cache_config import ContextCacheConfig
 from app.agents.invocation_context import InvocationContext
 from app.agents.live_request_queue import LiveRequestQueue
 from app.agents.run_config import RunConfig, StreamingMode
@@ -79,7 +80,9 @@ class Runner:
         self.credential_service = credential_service
         self.auto_create_session = auto_create_session
         self.plugin_manager = PluginManager(plugins=list(plugins or []))
-        self.context_cache_config: Any = None
+        self.context_cache_config: ContextCacheConfig | None = (
+            app.context_cache_config if app is not None else None
+        )
         self.resumability_config: ResumabilityConfig | None = (
             app.resumability_config if app is not None else None
         )
@@ -101,13 +104,22 @@ class Runner:
 
         Raises:
             SessionNotFoundError: the session does not exist (and auto_create_session is off).
-            ValueError: the message contains function calls.
+            ValueError: the message contains function calls, or a resumable invocation to
+                resume has no user message.
         """
         run_config = run_config or RunConfig()
         if new_message is not None:
             new_message = _invocation.normalize_user_message(new_message)
         session = await self._load_session(user_id, session_id)
         ctx = self._new_context(session, invocation_id, run_config)
+        if invocation_id and ctx.is_resumable:
+            ctx.user_content = new_message or _invocation.invocation_user_message(
+                session, invocation_id
+            )
+            if ctx.user_content is None:
+                raise ValueError(
+                    f"No user message available for resuming invocation: {invocation_id}"
+                )
         plugins = self.plugin_manager
         if new_message is not None:
             replaced = await plugins.run(
@@ -127,7 +139,10 @@ class Runner:
             yield await self._persist(ctx, event)
             await plugins.run("after_run_callback", invocation_context=ctx)
             return
-        agent = _invocation.find_agent_to_run(session, self.agent)
+        agent = self._agent_to_run(ctx, session, resume=bool(invocation_id))
+        if ctx.end_of_agents.get(agent.name):
+            await plugins.run("after_run_callback", invocation_context=ctx)
+            return  # a resumed invocation that had already finished
         # aclosing: an early close by the caller must reach _run_agent now (after_run).
         async with contextlib.aclosing(self._run_agent(ctx, agent.run_async(ctx))) as events:
             async for event in events:
@@ -284,6 +299,14 @@ class Runner:
             app_name=self.app_name, user_id=user_id, session_id=session_id
         )
 
+    def _agent_to_run(self, ctx: InvocationContext, session: Session, *, resume: bool) -> BaseAgent:
+        """The agent that answers; a resumed resumable invocation restores its checkpoints."""
+        if resume and ctx.is_resumable:
+            ctx.populate_invocation_agent_states()
+            if self.agent.name in ctx.end_of_agents:
+                return self.agent  # the root checkpointed: it resumes its own sub-agents
+        return _invocation.find_agent_to_run(session, self.agent)
+
     def _new_context(
         self, session: Session, invocation_id: str | None, run_config: RunConfig
     ) -> InvocationContext:
@@ -297,9 +320,8 @@ class Runner:
             memory_service=self.memory_service,
             credential_service=self.credential_service,
             run_config=run_config,
-            resumability_enabled=bool(
-                self.resumability_config and self.resumability_config.is_resumable
-            ),
+            resumability_config=self.resumability_config,
+            context_cache_config=self.context_cache_config,
         )
 
     async def _run_agent(

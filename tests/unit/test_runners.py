@@ -779,7 +779,10 @@ async def test_long_running_tool_pauses_and_resumes_on_function_response() -> No
             user_id="u", session_id="s", new_message=answer, invocation_id=events[0].invocation_id
         )
     ]
-    assert resumed[-1].text() == "Approved, paying."
+    assert resumed[-2].text() == "Approved, paying."
+    # Resumable apps record that the agent finished (the reference runtime's checkpoint).
+    assert resumed[-1].actions.end_of_agent and resumed[-1].author == "a"
+    assert resumed[-1].content is None
     last_request = model.requests[-1].contents
     assert last_request[-2].parts[0].function_call.name == "ask_approval"
     assert last_request[-1].parts[0].function_response.response == {"status": "approved"}
