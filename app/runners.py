@@ -269,10 +269,16 @@ class Runner:
             await self.memory_service.add_session_to_memory(session)
 
     async def close(self) -> None:
-        """Close plugins (bounded time each) and the services this runner created."""
-        await self.plugin_manager.close()
-        for service in self._owned_services:
-            await service.close()
+        """Close plugins (bounded time each) and the services this runner created.
+
+        Raises:
+            RuntimeError: some plugins failed to close (the services are closed anyway).
+        """
+        try:
+            await self.plugin_manager.close()
+        finally:
+            for service in self._owned_services:
+                await service.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -338,6 +344,9 @@ class Runner:
                     yield await self._persist(ctx, event)
         except GeneratorExit:
             await plugins.run("after_run_callback", invocation_context=ctx)
+            raise
+        except Exception as exc:
+            await plugins.run_on_run_error_callback(invocation_context=ctx, error=exc)
             raise
         await plugins.run("after_run_callback", invocation_context=ctx)
 

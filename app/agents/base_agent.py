@@ -142,18 +142,25 @@ class BaseAgent(BaseModel):
         impl: Callable[[InvocationContext], AsyncGenerator[Event, None]],
     ) -> AsyncGenerator[Event, None]:
         ctx = parent_context.for_agent(self)
-        event = await self._before_agent(ctx)
-        if event is not None:
-            yield event
-        if ctx.end_invocation:
-            return
-        async for event in impl(ctx):
-            yield event
-        if ctx.end_invocation:
-            return
-        event = await self._after_agent(ctx)
-        if event is not None:
-            yield event
+        try:
+            event = await self._before_agent(ctx)
+            if event is not None:
+                yield event
+            if ctx.end_invocation:
+                return
+            async for event in impl(ctx):
+                yield event
+            if ctx.end_invocation:
+                return
+            event = await self._after_agent(ctx)
+            if event is not None:
+                yield event
+        except Exception as exc:
+            if ctx.plugin_manager.has("on_agent_error_callback"):
+                await ctx.plugin_manager.run_on_agent_error_callback(
+                    agent=self, callback_context=CallbackContext(ctx), error=exc
+                )
+            raise
 
     async def _run_async_impl(self, ctx: InvocationContext) -> AsyncGenerator[Event, None]:
         """Produce the agent's events. Subclasses override this."""

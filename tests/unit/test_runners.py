@@ -182,12 +182,13 @@ async def test_tool_error_becomes_function_response_and_run_goes_on() -> None:
     assert events[-1].text() == "recovered"
 
 
-async def test_unknown_tool_call_gets_error_response() -> None:
+async def test_unknown_tool_call_without_error_callback_fails_the_run() -> None:
+    # The reference runtime's behaviour (tests/unit/flows/test_unknown_tool.py has the rest).
     model = ScriptedModel(responses=[function_call("nope", {}), "fine"])
     runner = await new_runner(Agent(name="a", model=model, tools=[get_weather]))
-    events = await collect(runner)
-    error = events[1].get_function_responses()[0].response["error"]
-    assert "nope" in error and "get_weather" in error
+    with pytest.raises(ValueError, match="Tool 'nope' not found") as info:
+        await collect(runner)
+    assert "get_weather" in str(info.value)
 
 
 async def test_parallel_function_calls_run_concurrently() -> None:
