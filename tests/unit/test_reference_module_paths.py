@@ -24,6 +24,17 @@ def test_reference_paths_name_the_same_classes() -> None:
     assert Aclosing.__name__ == "aclosing"
 
 
+def test_reference_error_modules_name_our_errors() -> None:
+    import app.errors
+    from app.errors.already_exists_error import AlreadyExistsError
+    from app.errors.not_found_error import NotFoundError
+    from app.errors.session_not_found_error import SessionNotFoundError
+
+    assert AlreadyExistsError is app.errors.AlreadyExistsError
+    assert NotFoundError is app.errors.NotFoundError
+    assert issubclass(SessionNotFoundError, NotFoundError)
+
+
 def add(a: int, b: int) -> dict[str, Any]:
     """Add two numbers."""
     return {"sum": a + b}
