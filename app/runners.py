@@ -57,20 +57,31 @@ class Runner:
         session_service: BaseSessionService,
         memory_service: BaseMemoryService | None = None,
         credential_service: BaseCredentialService | None = None,
+        plugin_close_timeout: float = 5.0,
         auto_create_session: bool = False,
     ) -> None:
+        # The messages are the reference runtime's, so code that matches on them keeps working.
+        if app is not None and agent is not None:
+            raise ValueError(
+                "Only one of app, agent, or node may be provided, but got: "
+                f"app={type(app).__name__}, agent={type(agent).__name__}. "
+                "Pass exactly one to Runner()."
+            )
         if app is not None:
-            if agent is not None:
-                raise ValueError("Pass either app or agent, not both.")
             if plugins is not None:
-                raise ValueError("Plugins belong in App.plugins when an app is given.")
-            if app_name is not None and app_name != app.name:
-                raise ValueError(f"app_name {app_name!r} differs from app.name {app.name!r}.")
-            app_name, agent, plugins = app.name, app.root_agent, app.plugins
+                raise ValueError(
+                    "When app is provided, plugins should not be provided and should be "
+                    "provided in the app instead."
+                )
+            # As in the reference, app_name (when given) overrides the app's name.
+            app_name, agent, plugins = app_name or app.name, app.root_agent, app.plugins
         elif agent is None:
-            raise ValueError("Pass an app or an agent.")
-        elif app_name is None:
-            raise ValueError("app_name is required when an agent is given.")
+            raise ValueError(
+                "One of app, agent, or node must be provided. Got none. "
+                "Pass exactly one to Runner()."
+            )
+        elif not app_name:
+            raise ValueError("app_name is required when agent is provided without app.")
         self.app: App | None = app
         self.app_name: str = app_name
         self.agent: BaseAgent = agent
@@ -79,7 +90,9 @@ class Runner:
         self.memory_service = memory_service
         self.credential_service = credential_service
         self.auto_create_session = auto_create_session
-        self.plugin_manager = PluginManager(plugins=list(plugins or []))
+        self.plugin_manager = PluginManager(
+            plugins=list(plugins or []), close_timeout=plugin_close_timeout
+        )
         self.context_cache_config: ContextCacheConfig | None = (
             app.context_cache_config if app is not None else None
         )
@@ -375,6 +388,7 @@ class InMemoryRunner(Runner):
         app_name: str | None = None,
         plugins: list[BasePlugin] | None = None,
         app: App | None = None,
+        plugin_close_timeout: float = 5.0,
     ) -> None:
         from app.auth.credential_service.in_memory_credential_service import (
             InMemoryCredentialService,
@@ -394,5 +408,6 @@ class InMemoryRunner(Runner):
             artifact_service=artifact_service,
             memory_service=memory_service,
             credential_service=InMemoryCredentialService(),
+            plugin_close_timeout=plugin_close_timeout,
         )
         self._owned_services = [session_service, artifact_service, memory_service]

@@ -55,20 +55,45 @@ def get_weather(city: str) -> dict[str, Any]:
 
 
 def test_runner_requires_exactly_one_of_app_and_agent() -> None:
+    # The reference runtime's messages, word for word.
     agent = Agent(name="a", model=ScriptedModel())
     service = InMemorySessionService()
-    with pytest.raises(ValueError, match="either app or agent"):
+    with pytest.raises(ValueError) as info:
         Runner(app=App(name="x", root_agent=agent), agent=agent, session_service=service)
-    with pytest.raises(ValueError, match="app or an agent"):
+    assert str(info.value) == (
+        "Only one of app, agent, or node may be provided, but got: app=App, agent=LlmAgent. "
+        "Pass exactly one to Runner()."
+    )
+    with pytest.raises(ValueError) as info:
         Runner(app_name="x", session_service=service)
-    with pytest.raises(ValueError, match="app_name"):
+    assert str(info.value) == (
+        "One of app, agent, or node must be provided. Got none. Pass exactly one to Runner()."
+    )
+    with pytest.raises(ValueError) as info:
         Runner(agent=agent, session_service=service)
+    assert str(info.value) == "app_name is required when agent is provided without app."
 
 
 def test_plugins_with_app_are_rejected() -> None:
     app = App(name="x", root_agent=Agent(name="a", model=ScriptedModel()))
-    with pytest.raises(ValueError, match=r"App\.plugins"):
+    with pytest.raises(ValueError) as info:
         Runner(app=app, plugins=[BasePlugin("p")], session_service=InMemorySessionService())
+    assert str(info.value) == (
+        "When app is provided, plugins should not be provided and should be provided in the "
+        "app instead."
+    )
+
+
+def test_app_name_overrides_the_apps_name_and_close_timeout_reaches_plugins() -> None:
+    app = App(name="x", root_agent=Agent(name="a", model=ScriptedModel()))
+    runner = Runner(
+        app=app,
+        app_name="renamed",
+        session_service=InMemorySessionService(),
+        plugin_close_timeout=2,
+    )
+    assert runner.app_name == "renamed" and runner.app is app
+    assert runner.plugin_manager.close_timeout == 2
 
 
 def test_in_memory_runner_defaults() -> None:
