@@ -10,10 +10,11 @@ test): alembic's synchronous code runs on the async connection through `run_sync
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -46,24 +47,28 @@ _ALEMBIC_LOCK = threading.Lock()
 
 
 def migrations_dir() -> Path:
-    """Return the alembic folder: `$AGENT_SERVICE_MIGRATIONS_DIR`, else `<repo>/migrations`.
+    """Return the alembic folder: `$AGENT_SERVICE_MIGRATIONS_DIR`, else the one shipped.
+
+    The wheel carries the migrations as `app/_migrations`; a checkout (editable install) has
+    them in `<repo>/migrations`.
 
     Raises:
         ConfigError: the folder has no `env.py`.
     """
     configured = os.environ.get(MIGRATIONS_DIR_ENV)
-    path = (
-        Path(configured)
-        if configured
-        else Path(app.__file__).resolve().parent.parent / "migrations"
+    if configured:
+        candidates = [Path(configured)]
+    else:
+        package = Path(app.__file__).resolve().parent
+        candidates = [package / "_migrations", package.parent / "migrations"]
+    for path in candidates:
+        if (path / "env.py").is_file():
+            return path
+    source = MIGRATIONS_DIR_ENV if configured else "the installed package or the repository root"
+    raise ConfigError(
+        f"No alembic migrations found in {' or '.join(map(str, candidates))} (from {source}); "
+        f"set {MIGRATIONS_DIR_ENV} to the folder holding env.py and versions/."
     )
-    if not (path / "env.py").is_file():
-        source = MIGRATIONS_DIR_ENV if configured else "the repository root"
-        raise ConfigError(
-            f"No alembic migrations found in {path} (from {source}); set {MIGRATIONS_DIR_ENV} "
-            "to the folder holding env.py and versions/."
-        )
-    return path
 
 
 def alembic_config() -> Config:
@@ -111,6 +116,45 @@ async def current_revision(db_url_or_engine: str | AsyncEngine | None = None) ->
 
     async with _connection(db_url_or_engine) as conn:
         return await conn.run_sync(read)
+
+
+async def check_schema(engine: AsyncEngine, tables: Iterable[str]) -> None:
+    """Check, in one short query, that the database is at the newest revision and that each
+    of `tables` answers (a readiness probe: it reads no rows of them).
+
+    The newest revision is read from the migrations folder once per process.
+
+    Raises:
+        DatabaseUnavailableError: the database cannot be reached, a table is missing, or the
+            schema is at another revision.
+    """
+    # `WHERE false` reads nothing, but the server still resolves each table (and our right
+    # to read it) while planning.
+    probes = [sa.select(sa.null()).select_from(sa.table(name)).where(sa.false()) for name in tables]
+    version: sa.ColumnClause[str | None] = sa.column("version_num")
+    versions = sa.select(version).select_from(sa.table("alembic_version"))
+    try:
+        async with engine.connect() as conn:
+            found = set((await conn.execute(sa.union_all(versions, *probes))).scalars())
+    except Exception as exc:
+        translated = unavailable_error(exc, engine.url)
+        if translated is None:
+            raise
+        raise translated from exc
+    if found != {_cached_head_revision()}:
+        logger.warning(
+            "database schema not at head url=%s revisions=%s head=%s",
+            redact(engine.url),
+            ",".join(sorted(str(r) for r in found)) or "-",
+            _cached_head_revision(),
+        )
+        message = "The database schema is not at the newest revision; run `agent-service migrate`."
+        raise DatabaseUnavailableError(message, public_detail=message)
+
+
+@functools.cache
+def _cached_head_revision() -> str | None:
+    return head_revision()
 
 
 async def is_at_head(db_url_or_engine: str | AsyncEngine | None = None) -> bool:
