@@ -8,6 +8,7 @@ import pytest
 from google.genai import types
 
 from app.events import Event, EventActions
+from app.events.event import NodeInfo
 from app.models.cache_metadata import CacheMetadata
 from app.sessions import BaseSessionService
 
@@ -70,6 +71,18 @@ ACTION_FIELDS: dict[str, Any] = {
     "escalate": True,
     "end_of_agent": True,
     "agent_state": {"current_sub_agent": "b", "times_looped": 3},
+    "transfer_reason": "needs a specialist",
+    "rewind_before_invocation_id": "e-0",
+    "route": ["left", 2, True],
+    "render_ui_widgets": [{"type": "chart", "data": [1, 2]}],
+    "set_model_response": {"answer": 42},
+}
+
+# Event fields beyond LlmResponse's that the reference's workflows set.
+WORKFLOW_FIELDS: dict[str, Any] = {
+    "output": {"score": 0.5, "labels": ["a"]},
+    "node_info": NodeInfo(path="wf/step", output_for=["wf"], message_as_output=True),
+    "isolation_scope": "fc-1",
 }
 
 
@@ -83,6 +96,7 @@ def full_event() -> Event:
         long_running_tool_ids={"call-1"},
         actions=EventActions(**ACTION_FIELDS),
         **RESPONSE_FIELDS,
+        **WORKFLOW_FIELDS,
     )
 
 
@@ -108,6 +122,8 @@ async def test_every_reference_field_round_trips(store: Store) -> None:
         assert getattr(event, name) == value, name
     for name, value in ACTION_FIELDS.items():
         assert getattr(event.actions, name) == value, name
+    for name, value in WORKFLOW_FIELDS.items():
+        assert getattr(event, name) == value, name
     assert event.long_running_tool_ids == {"call-1"}
     assert event.branch == "root_agent.helper"
     assert event.model_dump(exclude={"seq"}) == original.model_dump(exclude={"seq"})
@@ -119,7 +135,23 @@ def test_reference_field_names_are_accepted_in_both_cases() -> None:
     assert camel["citationMetadata"]["citations"][0]["uri"] == "https://example.com/a"
     assert camel["liveSessionResumptionUpdate"]["newHandle"] == "handle-1"
     assert camel["cacheMetadata"]["fingerprint"] == "abc123"
+    assert camel["nodeInfo"] == {"path": "wf/step", "outputFor": ["wf"], "messageAsOutput": True}
+    assert camel["actions"]["setModelResponse"] == {"answer": 42}
     assert Event.model_validate(camel) == Event.model_validate(event.model_dump()) == event
+
+
+def test_events_without_the_new_fields_serialize_as_before() -> None:
+    plain = Event(author="a", content=types.Content(role="model", parts=[types.Part(text="x")]))
+    assert set(plain.to_dict()) == {
+        "content",
+        "id",
+        "invocationId",
+        "author",
+        "actions",
+        "timestamp",
+    }
+    assert plain.actions.is_empty()
+    assert not EventActions(route=False).is_empty()
 
 
 def test_unknown_event_fields_are_still_refused() -> None:
