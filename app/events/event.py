@@ -92,6 +92,18 @@ class Event(LlmResponse):
             event.__pydantic_private__["_json"] = (event.seq, event.content, text)  # type: ignore[index]
         return event
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field is: the private caches (encoded JSON, views) do not count."""
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (
+            type(self) is type(other)
+            and self.__dict__ == other.__dict__
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like every pydantic model
+
     def detached(self, *, keep_json: bool = False) -> Event:
         """Return a deep copy that shares nothing mutable with this event.
 

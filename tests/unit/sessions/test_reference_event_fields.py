@@ -188,3 +188,14 @@ def test_llm_response_create_keeps_candidate_metadata() -> None:
     created = LlmResponse.create(response)
     assert created.citation_metadata == citation
     assert created.avg_logprobs == -0.5 and created.model_version == "m-1"
+
+
+async def test_the_writers_session_equals_the_one_read_back(store: Store) -> None:
+    # Code written for the reference compares sessions; caches (encoded JSON) must not count.
+    service = store.service
+    session = await service.create_session(app_name="app", user_id="u")
+    await service.append_event(session, full_event())
+    loaded = await service.get_session(app_name="app", user_id="u", session_id=session.id)
+    assert loaded == session
+    assert loaded is not None and loaded.events[0] == session.events[0]
+    assert loaded.events[0] != loaded.events[0].model_copy(update={"author": "someone_else"})
