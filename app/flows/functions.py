@@ -89,8 +89,7 @@ async def _call_tool(
     tool = tools.get(call.name or "")
     result: Any
     if tool is None:
-        available = ", ".join(sorted(tools)) or "none"
-        result = {"error": f"Tool {call.name!r} not found. Available tools: {available}."}
+        result = await _answer_unknown_tool(ctx, agent, call, tools, args, tool_context)
     else:
         result = await _run_tool_with_callbacks(ctx, agent, tool, args, tool_context)
         if result is None and tool.is_long_running:
@@ -99,6 +98,100 @@ async def _call_tool(
         result = {"result": result}
     response = types.FunctionResponse(id=call.id, name=call.name, response=result)
     return types.Part(function_response=response), tool_context.actions
+
+
+class _MissingTool(BaseTool):
+    """Stands for a tool the model named but the agent does not have, for the callbacks."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, description="Tool not found")
+
+    async def run_async(self, *, args: dict[str, Any], tool_context: ToolContext) -> Any:
+        raise ValueError(f"Tool '{self.name}' not found.")
+
+
+async def _answer_unknown_tool(
+    ctx: InvocationContext,
+    agent: LlmAgent,
+    call: types.FunctionCall,
+    tools: dict[str, BaseTool],
+    args: dict[str, Any],
+    tool_context: ToolContext,
+) -> Any:
+    """A call to a tool the agent lacks, as the reference runtime handles it.
+
+    A before-tool callback may still answer it (after-tool callbacks then run as usual);
+    otherwise the on-tool-error callbacks get a ValueError naming the available tools and
+    their result is the response; with none, that error ends the run.
+
+    Raises:
+        ValueError: no callback answered the call.
+    """
+    tool = _MissingTool(call.name or "<unnamed>")
+    plugins = ctx.plugin_manager
+    result = await plugins.run_before_tool_callback(
+        tool=tool, tool_args=args, tool_context=tool_context
+    )
+    if result is None:
+        result = await run_callbacks(
+            agent.before_tool_callback, tool=tool, args=args, tool_context=tool_context
+        )
+    if result is not None:
+        return await _after_tool(ctx, agent, tool, args, tool_context, result)
+    error = ValueError(
+        f"Tool '{call.name}' not found.\nAvailable tools: {', '.join(tools)}\n\n"
+        "Check the agent's instruction and its tools list for the name the model used."
+    )
+    result = await _on_tool_error(ctx, agent, tool, args, tool_context, error)
+    if result is None:
+        raise error
+    return result
+
+
+async def _on_tool_error(
+    ctx: InvocationContext,
+    agent: LlmAgent,
+    tool: BaseTool,
+    args: dict[str, Any],
+    tool_context: ToolContext,
+    error: Exception,
+) -> Any:
+    """The first non-None result of the plugins' then the agent's on-tool-error callbacks."""
+    result = await ctx.plugin_manager.run_on_tool_error_callback(
+        tool=tool, tool_args=args, tool_context=tool_context, error=error
+    )
+    if result is None:
+        result = await run_callbacks(
+            agent.on_tool_error_callback,
+            tool=tool,
+            args=args,
+            tool_context=tool_context,
+            error=error,
+        )
+    return result
+
+
+async def _after_tool(
+    ctx: InvocationContext,
+    agent: LlmAgent,
+    tool: BaseTool,
+    args: dict[str, Any],
+    tool_context: ToolContext,
+    result: Any,
+) -> Any:
+    """The result as the plugins' then the agent's after-tool callbacks leave it."""
+    altered = await ctx.plugin_manager.run(
+        "after_tool_callback", tool=tool, tool_args=args, tool_context=tool_context, result=result
+    )
+    if altered is None:
+        altered = await run_callbacks(
+            agent.after_tool_callback,
+            tool=tool,
+            args=args,
+            tool_context=tool_context,
+            tool_response=result,
+        )
+    return result if altered is None else altered
 
 
 async def _run_tool_with_callbacks(
@@ -121,34 +214,9 @@ async def _run_tool_with_callbacks(
             result = await tool.run_async(args=args, tool_context=tool_context)
         except Exception as exc:  # noqa: BLE001 - a tool error becomes the model's input
             logger.warning("tool failed tool=%s error=%s", tool.name, type(exc).__name__)
-            result = await plugins.run(
-                "on_tool_error_callback",
-                tool=tool,
-                tool_args=args,
-                tool_context=tool_context,
-                error=exc,
-            )
-            if result is None:
-                result = await run_callbacks(
-                    agent.on_tool_error_callback,
-                    tool=tool,
-                    args=args,
-                    tool_context=tool_context,
-                    error=exc,
-                )
+            result = await _on_tool_error(ctx, agent, tool, args, tool_context, exc)
             if result is None:
                 result = {"error": f"{type(exc).__name__}: {exc}"}
     if result is None and tool.is_long_running:
         return None
-    altered = await plugins.run(
-        "after_tool_callback", tool=tool, tool_args=args, tool_context=tool_context, result=result
-    )
-    if altered is None:
-        altered = await run_callbacks(
-            agent.after_tool_callback,
-            tool=tool,
-            args=args,
-            tool_context=tool_context,
-            tool_response=result,
-        )
-    return result if altered is None else altered
+    return await _after_tool(ctx, agent, tool, args, tool_context, result)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import enum
 import logging
 from collections.abc import AsyncGenerator
@@ -406,7 +405,7 @@ class _LiveSession:
         if self.pending is not None and self.pending_unstored and self.queue is not None:
             # Taken from the queue but not yet stored or sent: the new agent gets it first.
             queue = _HandoverQueue(self.queue, self.pending)
-            ctx = dataclasses.replace(ctx, live_request_queue=queue)
+            ctx = ctx.model_copy(update={"live_request_queue": queue})
         # A stored pending turn is in the target's history, which the target's model answers.
         self.pending = None
         async with contextlib.aclosing(target.run_live(ctx)) as events:

@@ -66,7 +66,7 @@ async def _run_one_step(ctx: InvocationContext) -> AsyncGenerator[Event, None]:
         if response_event is None:
             return
         yield response_event
-        if event.long_running_tool_ids and ctx.resumability_enabled:
+        if ctx.should_pause_invocation(event):
             # Resumable apps pause here; the client resumes with the real function response.
             ctx.end_invocation = True
             return

@@ -6,13 +6,15 @@ whatever the session's length, guarded by the expected `seq` (optimistic concurr
 
 A per-process LRU cache keeps the sessions served recently, so loading a session for the next
 turn asks the database only for what changed since (usually: one row, no events). The schema
-comes from the alembic migrations (`agent-service migrate`), never from this class.
+comes from the alembic migrations: `agent-service migrate`, or, on an empty database, this
+class running them to head on first use.
 
 One instance belongs to one event loop (its connections do).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -51,6 +53,7 @@ from app.sessions.base_session_service import (
     decode_page_token,
     encode_page_token,
 )
+from app.sessions.migration import prepare_schema
 from app.sessions.session import Session
 from app.sessions.state import split_state
 
@@ -65,9 +68,13 @@ class DatabaseSessionService(BaseSessionService):
     Args:
         db_url: `postgresql+asyncpg://...` or `sqlite+aiosqlite:///path.db`; plain
             `postgresql://`, `postgres://` and `sqlite://` are rewritten to those drivers.
-            Default: a SQLite file under `./data/` (its directory is created).
+            `sqlite:///:memory:` (or `sqlite://`) is a database that lives as long as this
+            service. Default: a SQLite file under `./data/` (its directory is created).
         engine: use this engine instead of creating one (it is not disposed by `close()`).
         cache_size: how many sessions the per-process cache keeps (0 disables it).
+        create_schema: on first use, create the schema on an empty database by running the
+            migrations to head (a database at another revision is refused either way, naming
+            `agent-service migrate`). False: leave the schema entirely to `agent-service migrate`.
         **engine_kwargs: passed to `create_async_engine` (e.g. `pool_size`).
 
     Raises:
@@ -83,6 +90,7 @@ class DatabaseSessionService(BaseSessionService):
         *,
         engine: AsyncEngine | None = None,
         cache_size: int = 1000,
+        create_schema: bool = True,
         **engine_kwargs: Any,
     ) -> None:
         if cache_size < 0:
@@ -91,6 +99,9 @@ class DatabaseSessionService(BaseSessionService):
         self._engine = engine
         self._sql = SessionSql.for_engine(engine)
         self._cache = SessionCache(cache_size)
+        # First use checks the schema once (see `migration.prepare_schema`).
+        self._schema_checked = not create_schema
+        self._schema_lock = asyncio.Lock()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -376,10 +387,18 @@ class DatabaseSessionService(BaseSessionService):
                 entry.state = {**entry.state, **session_delta}
         # else: the entry is behind; the next load fetches what it misses.
 
+    async def _check_schema(self) -> None:
+        async with self._schema_lock:
+            if not self._schema_checked:
+                await prepare_schema(self._engine)
+                self._schema_checked = True
+
     @asynccontextmanager
     async def _database(self) -> AsyncIterator[None]:
         """Translate connection failures into DatabaseUnavailableError."""
         try:
+            if not self._schema_checked:
+                await self._check_schema()
             yield
         except AgentServiceError:
             raise
