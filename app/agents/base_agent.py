@@ -12,6 +12,7 @@ from app.agents._callbacks import Callbacks, run_callbacks
 from app.agents.callback_context import CallbackContext
 from app.agents.invocation_context import InvocationContext
 from app.events.event import Event
+from app.observability import tracing
 
 
 class BaseAgent(BaseModel):
@@ -105,18 +106,31 @@ class BaseAgent(BaseModel):
         impl: Callable[[InvocationContext], AsyncGenerator[Event, None]],
     ) -> AsyncGenerator[Event, None]:
         ctx = parent_context.for_agent(self)
-        event = await self._before_agent(ctx)
-        if event is not None:
-            yield event
-        if ctx.end_invocation:
-            return
-        async for event in impl(ctx):
-            yield event
-        if ctx.end_invocation:
-            return
-        event = await self._after_agent(ctx)
-        if event is not None:
-            yield event
+        span = tracing.invoke_agent(
+            self.name, self.description, ctx.session.id, parent_context.trace_span
+        )
+        if span is not None:
+            ctx.trace_span = span
+        error: Exception | None = None
+        try:
+            event = await self._before_agent(ctx)
+            if event is not None:
+                yield event
+            if ctx.end_invocation:
+                return
+            async for event in impl(ctx):
+                yield event
+            if ctx.end_invocation:
+                return
+            event = await self._after_agent(ctx)
+            if event is not None:
+                yield event
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            if span is not None:
+                tracing.end_span(span, error)
 
     async def _run_async_impl(self, ctx: InvocationContext) -> AsyncGenerator[Event, None]:
         """Produce the agent's events. Subclasses override this."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 
@@ -49,6 +49,8 @@ class InvocationContext:
     """Set to stop the invocation after the current step."""
     live_request_queue: LiveRequestQueue | None = None
     resumability_enabled: bool = False
+    trace_span: Any = None
+    """The running agent's `invoke_agent` span (None when tracing is off): its children's parent."""
     _llm_calls: _CallCounter = field(default_factory=_CallCounter)
 
     @property
