@@ -364,9 +364,14 @@ class _LiveSession:
 
     def _observe(self, response: LlmResponse) -> None:
         """Per-turn span, tokens and audio chunks of one model message."""
-        if self.turn_span is None and tracing.enabled():
-            self.turn_span = tracing.chat(self.model, self.ctx.trace_span)
         content = response.content
+        if (
+            self.turn_span is None
+            and tracing.enabled()
+            and (content is not None or response.output_transcription is not None)
+        ):
+            # A turn is the model speaking; bare metadata (resumption handles) is not one.
+            self.turn_span = tracing.chat(self.model, self.ctx.trace_span)
         if content is not None and content.parts:
             for part in content.parts:
                 blob = part.inline_data

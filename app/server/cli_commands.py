@@ -111,6 +111,9 @@ def serve_command(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
             log_config=logging_config(settings.log_level, settings.log_format),
             timeout_graceful_shutdown=10,
+            # A cold worker imports for 3 s of CPU; on a busy 2-core host that took over
+            # uvicorn's 5 s health-check limit, and workers were killed and respawned in a loop.
+            timeout_worker_healthcheck=30,
             # uvicorn's parser, with one socket write per event-loop pass (protocols.py).
             http=protocol_class(args.http),
             # PCM audio does not compress; permessage-deflate only costs ~50-90 KiB per live

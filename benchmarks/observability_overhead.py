@@ -1,0 +1,116 @@
+"""CPU per HTTP run with observability off, metrics only (the default), and metrics + tracing.
+
+The whole app runs in this process (ASGI transport, `memory://` store, the bench agent), so
+the number is the process's CPU time per run, our code only: no sockets, no Postgres, no
+load generator competing for the cores. Modes alternate round by round (the machine is shared
+and noisy) and the median round of each mode is reported. "traced" samples every trace and
+exports it over OTLP/HTTP (protobuf) through the SDK's batch processor to a sink in this
+process: the encoding and the export thread count, the sink's own work is excluded.
+
+    .venv/bin/python benchmarks/observability_overhead.py [--runs 300] [--rounds 7]
+
+`benchmarks/http_load.py --observability off|metrics|traced` measures the same over real
+sockets and Postgres (noisier on a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.observability import metrics, tracing
+from app.server.app import create_app
+from app.server.settings import Settings
+
+AGENTS = Path(__file__).resolve().parent / "bench_agents"
+BASE = "/apps/bench_agent/users/u/sessions"
+MODES = ("off", "metrics", "traced")
+
+
+class _Sink(BaseHTTPRequestHandler):
+    cpu = 0.0
+
+    def do_POST(self) -> None:
+        started = time.thread_time()
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+        _Sink.cpu += time.thread_time() - started
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def _tracer_provider(endpoint: str) -> Any:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    return provider
+
+
+async def _round(client: httpx.AsyncClient, text: str, runs: int, sid: str) -> float:
+    await client.post(BASE, json={"sessionId": sid})
+    body = {"newMessage": {"role": "user", "parts": [{"text": text}]}, "streaming": True}
+    started = time.process_time()
+    for _ in range(runs):
+        response = await client.post(f"{BASE}/{sid}:run", json=body)
+        assert response.status_code == 200, response.text
+    return (time.process_time() - started) / runs * 1000
+
+
+async def main(runs: int, rounds: int) -> None:
+    """Measure and print ms of CPU per run for each mode and workload."""
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    provider = _tracer_provider(f"http://127.0.0.1:{sink.server_port}/v1/traces")
+    app = create_app(Settings(database_url="memory://", agents_dir=AGENTS, log_level="warning"))
+    results: dict[tuple[str, str], list[float]] = {}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            for text in ("chat", "tool"):  # warm-up: imports, caches, first spans
+                await _round(client, text, 20, f"warm-{text}")
+            for r in range(rounds):
+                for mode in MODES:
+                    metrics.set_enabled(mode != "off")
+                    tracing.use_provider(provider if mode == "traced" else None, capture=False)
+                    for text in ("chat", "tool"):
+                        sink_before = _Sink.cpu
+                        ms = await _round(client, text, runs, f"{mode}-{text}-{r}")
+                        if mode == "traced":
+                            provider.force_flush()
+                            ms -= (_Sink.cpu - sink_before) / runs * 1000
+                        results.setdefault((mode, text), []).append(ms)
+    tracing.use_provider(None)
+    provider.shutdown()
+    sink.shutdown()
+    print(f"CPU ms per run, median of {rounds} rounds of {runs} runs (in process, memory://)")
+    print("| workload | off | metrics | traced | metrics vs off | traced vs off |")
+    print("|---|---|---|---|---|---|")
+    for text in ("chat", "tool"):
+        off, met, traced = (statistics.median(results[(m, text)]) for m in MODES)
+        print(
+            f"| {text} | {off:.3f} | {met:.3f} | {traced:.3f} | "
+            f"{(met / off - 1) * 100:+.1f}% | {(traced / off - 1) * 100:+.1f}% |"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.rounds))
