@@ -151,6 +151,9 @@ def context_fields() -> dict[str, str]:
 # Formatters.
 
 
+_GENERATED = frozenset({"trace_id", "span_id"})
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, secrets scrubbed."""
 
@@ -163,7 +166,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
-        line.update(context_fields())
+        for key, field in context_fields().items():
+            # Ids come from callers (paths, headers): a token pasted there is still a token.
+            line[key] = field if key in _GENERATED else redact(field)
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:

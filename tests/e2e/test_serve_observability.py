@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,14 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.testing.postgres import free_port
-from tests.server.test_metrics import parse, value
+from tests.conftest import create_database, drop_database, run_async
+from tests.server.test_metrics import Samples, parse, value
 
-from .conftest import REPO_ROOT, STARTUP_TIMEOUT_SECONDS
+from .conftest import REPO_ROOT
 
-pytestmark = pytest.mark.e2e
+# Three interpreters import the whole app: on a busy 2-core host that alone took 20 s.
+STARTUP_SECONDS = 120.0
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(STARTUP_SECONDS + 60)]
 
 API_KEY = "AIzaSyD9x8W7v6U5t4S3r2Q1p0OnMlKjIhGfEdC"
 JWT = (
@@ -97,9 +101,17 @@ class Served:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture
-def served(pg_db_url: str, tmp_path: Path) -> Iterator[Served]:
-    """`agent-service serve --workers 2`, JSON logs at info, a database URL with a password."""
+@pytest.fixture(scope="module")
+def served(
+    postgres_url: str, pg_template: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """`agent-service serve --workers 2`, JSON logs at info, a database URL with a password.
+
+    One server for the module: starting three interpreters is the slow part.
+    """
+    tmp_path = tmp_path_factory.mktemp("serve-observability")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    pg_db_url = run_async(lambda: create_database(postgres_url, name, template=pg_template))
     agents = tmp_path / "agents"
     (agents / "obs").mkdir(parents=True)
     (agents / "obs" / "agent.py").write_text(AGENT_SOURCE)
@@ -124,7 +136,7 @@ def served(pg_db_url: str, tmp_path: Path) -> Iterator[Served]:
         )
     running = Served(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"server did not start:\n{running.stop()}")
@@ -137,76 +149,73 @@ def served(pg_db_url: str, tmp_path: Path) -> Iterator[Served]:
         yield running
     finally:
         running.stop()
+        run_async(lambda: drop_database(postgres_url, name))
 
 
-def run(base_url: str, text: str, request_id: str) -> httpx.Response:
+def run(base_url: str, sid: str, text: str, request_id: str) -> httpx.Response:
     # A new connection per request, so that both workers get some.
     return httpx.post(
-        f"{base_url}/apps/obs/users/u/sessions/s1:run",
+        f"{base_url}/apps/obs/users/u/sessions/{sid}:run",
         json={"newMessage": {"role": "user", "parts": [{"text": text}]}},
         headers={"x-request-id": request_id},
         timeout=20,
     )
 
 
+def scrape(base: str) -> Samples:
+    response = httpx.get(f"{base}/metrics")  # a new connection: either worker may answer
+    assert response.status_code == 200
+    return parse(response.text)
+
+
 def test_two_workers_report_one_consistent_view(served: Served) -> None:
     base = served.base_url
-    assert httpx.post(f"{base}/apps/obs/users/u/sessions", json={"sessionId": "s1"}).is_success
-    assert run(base, "chat", "rid-chat").status_code == 200
-    assert run(base, "tool", "rid-tool").status_code == 200
-    assert run(base, "boom", "rid-boom").status_code == 502
+    before = scrape(base)
+    assert httpx.post(f"{base}/apps/obs/users/u/sessions", json={"sessionId": "m1"}).is_success
+    assert run(base, "m1", "chat", "rid-chat").status_code == 200
+    assert run(base, "m1", "tool", "rid-tool").status_code == 200
+    assert run(base, "m1", "boom", "rid-boom").status_code == 502
     assert httpx.get(f"{base}/no/such/path").status_code == 404
 
-    for _ in range(6):  # each scrape on a new connection: either worker may answer
-        response = httpx.get(f"{base}/metrics")
-        assert response.status_code == 200
-        samples = parse(response.text)
+    for _ in range(6):
+        after = scrape(base)
+
+        def delta(name: str, after: Samples = after, **labels: str) -> float:
+            return value(after, name, **labels) - value(before, name, **labels)
+
         labels = {"app": "obs", "mode": "run"}
-        assert value(samples, "agent_service_runs_started_total", **labels) == 3
-        assert (
-            value(samples, "agent_service_runs_finished_total", **labels, status="completed") == 2
-        )
-        assert value(samples, "agent_service_runs_finished_total", **labels, status="error") == 1
-        assert (
-            value(
-                samples,
-                "agent_service_model_call_errors_total",
-                model="scripted",
-                code="ModelError",
-            )
-            == 1
-        )
-        assert value(samples, "agent_service_tool_call_duration_seconds_count", tool="lookup") == 1
-        assert value(samples, "agent_service_active_runs", app="obs") == 0
-        assert (
-            value(
-                samples,
-                "agent_service_http_requests_total",
-                method="GET",
-                route="unmatched",
-                status="404",
-            )
-            == 1
-        )
+        assert delta("agent_service_runs_started_total", **labels) == 3
+        assert delta("agent_service_runs_finished_total", **labels, status="completed") == 2
+        assert delta("agent_service_runs_finished_total", **labels, status="error") == 1
+        errors = {"model": "scripted", "code": "ModelError"}
+        assert delta("agent_service_model_call_errors_total", **errors) == 1
+        assert delta("agent_service_tool_call_duration_seconds_count", tool="lookup") == 1
+        assert value(after, "agent_service_active_runs", app="obs") == 0
+        unmatched = {"method": "GET", "route": "unmatched", "status": "404"}
+        assert delta("agent_service_http_requests_total", **unmatched) == 1
         store = "agent_service_session_store_duration_seconds_count"
-        assert value(samples, store, operation="append_event") >= 7  # 3 user, 4 agent events
-        assert value(samples, store, operation="create_session") == 1
+        assert delta(store, operation="append_event") == 7  # 3 user events, 4 agent events
+        assert delta(store, operation="create_session") == 1
 
 
 def test_json_logs_carry_the_ids_and_never_a_secret(served: Served) -> None:
     base = served.base_url
     headers = {"authorization": f"Bearer {JWT}"}
     assert httpx.post(f"{base}/apps/obs/users/u/sessions", json={"sessionId": "s1"}).is_success
-    assert run(base, "tool", "rid-tool").status_code == 200
+    assert run(base, "s1", "tool", "rid-leak").status_code == 200
     assert httpx.get(f"{base}/healthz?access_token={JWT}", headers=headers).status_code == 200
     assert httpx.get(f"{base}/apps/obs/users/u/sessions/{JWT}", headers=headers).status_code == 404
 
-    text = served.stop()
+    text = served.log_path.read_text(errors="replace")  # handlers write each line at once
 
     records = [json.loads(line) for line in text.splitlines() if line.strip()]
     assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
-    [tool_line] = [r for r in records if r["message"].startswith("calling backend")]
-    assert tool_line["request_id"] == "rid-tool"
+    [tool_line] = [
+        r
+        for r in records
+        if r["message"].startswith("calling backend") and r.get("request_id") == "rid-leak"
+    ]
+    assert tool_line["request_id"] == "rid-leak"
     assert (tool_line["app"], tool_line["user"], tool_line["session"]) == ("obs", "u", "s1")
     assert tool_line["invocation"].startswith("e-")
     assert "key=***" in tool_line["message"]
