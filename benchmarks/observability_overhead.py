@@ -2,11 +2,12 @@
 
 The whole app runs in this process (ASGI transport, `memory://` store, the bench agent), so
 the number is the process's CPU time per run, our code only: no sockets, no Postgres, no
-load generator competing for the cores. Modes alternate round by round (the machine is shared
-and noisy, so each mode goes first in turn) and the fastest and median rounds of each mode are
-reported: the fastest is the one least disturbed by other processes. "traced" samples every trace and
-exports it over OTLP/HTTP (protobuf) through the SDK's batch processor to a sink in this
-process: the encoding and the export thread count, the sink's own work is excluded.
+load generator competing for the cores. Modes alternate round by round (the machine is
+shared and noisy, so each mode goes first in turn) and the fastest and median rounds of each
+mode are reported: the fastest is the one least disturbed by other processes. "traced"
+samples every trace and exports it over OTLP/HTTP (protobuf) through the SDK's batch
+processor to a sink in this process: the encoding and the export thread count, the sink's
+own work is excluded.
 
     .venv/bin/python benchmarks/observability_overhead.py [--runs 300] [--rounds 7]
 
