@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
 from typing import Any, Self
 
@@ -98,8 +98,13 @@ class Runner:
         new_message: types.Content | None = None,
         state_delta: dict[str, Any] | None = None,
         run_config: RunConfig | None = None,
+        on_user_event: Callable[[Event], object] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Run one invocation and yield its events.
+
+        `on_user_event` is called with the user's event (message and/or state delta) once it
+        is stored, or found already stored by a retry of `invocation_id`: from then on the
+        invocation has written to the session, even if it fails before its first event.
 
         Raises:
             SessionNotFoundError: the session does not exist (and auto_create_session is off).
@@ -114,7 +119,9 @@ class Runner:
         status = "error"
         try:
             async with contextlib.aclosing(
-                self._invoke(session, invocation_id, new_message, state_delta, run_config)
+                self._invoke(
+                    session, invocation_id, new_message, state_delta, run_config, on_user_event
+                )
             ) as events:
                 async for event in events:
                     meter.event()
@@ -133,6 +140,7 @@ class Runner:
         new_message: types.Content | None,
         state_delta: dict[str, Any] | None,
         run_config: RunConfig,
+        on_user_event: Callable[[Event], object] | None,
     ) -> AsyncGenerator[Event, None]:
         """The invocation behind `run_async`, once its session is loaded."""
         ctx = self._new_context(session, invocation_id, run_config)
@@ -144,12 +152,18 @@ class Runner:
             )
             new_message = replaced or new_message
             ctx.user_content = new_message
-        if (new_message is not None or state_delta) and not (
-            invocation_id and _invocation.already_stored(session, ctx.invocation_id, new_message)
-        ):
-            await self.session_service.append_event(
-                session, _invocation.user_event(ctx, new_message, state_delta)
+        if new_message is not None or state_delta:
+            stored = (
+                _invocation.stored_user_event(session, ctx.invocation_id, new_message)
+                if invocation_id
+                else None
             )
+            if stored is None:
+                stored = await self.session_service.append_event(
+                    session, _invocation.user_event(ctx, new_message, state_delta)
+                )
+            if on_user_event is not None:
+                on_user_event(stored)
         early = await plugins.run("before_run_callback", invocation_context=ctx)
         if early is not None:
             event = Event(invocation_id=ctx.invocation_id, author=self.agent.name, content=early)

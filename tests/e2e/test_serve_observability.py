@@ -174,7 +174,7 @@ def test_two_workers_report_one_consistent_view(served: Served) -> None:
     assert httpx.post(f"{base}/apps/obs/users/u/sessions", json={"sessionId": "m1"}).is_success
     assert run(base, "m1", "chat", "rid-chat").status_code == 200
     assert run(base, "m1", "tool", "rid-tool").status_code == 200
-    assert run(base, "m1", "boom", "rid-boom").status_code == 502
+    assert run(base, "m1", "boom", "rid-boom").status_code == 200  # an in-band error
     assert httpx.get(f"{base}/no/such/path").status_code == 404
 
     for _ in range(6):
