@@ -7,7 +7,7 @@ shared and noisy, so each mode goes first in turn) and the fastest and median ro
 mode are reported: the fastest is the one least disturbed by other processes. "traced"
 samples every trace and exports it over OTLP/HTTP (protobuf) through the SDK's batch
 processor to a sink in this process: the encoding and the export thread count, the sink's
-own work is excluded.
+own work is excluded. "sampled" is the same with `parentbased_traceidratio` at 10%.
 
     .venv/bin/python benchmarks/observability_overhead.py [--runs 300] [--rounds 7]
 
@@ -34,7 +34,7 @@ from app.server.settings import Settings
 
 AGENTS = Path(__file__).resolve().parent / "bench_agents"
 BASE = "/apps/bench_agent/users/u/sessions"
-MODES = ("off", "metrics", "traced")
+MODES = ("off", "metrics", "traced", "sampled")
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -52,13 +52,14 @@ class _Sink(BaseHTTPRequestHandler):
         return
 
 
-def _tracer_provider(endpoint: str) -> Any:
+def _tracer_provider(endpoint: str, ratio: float = 1.0) -> Any:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
-    provider = TracerProvider(sampler=ALWAYS_ON)
+    sampler = ALWAYS_ON if ratio >= 1 else ParentBased(TraceIdRatioBased(ratio))
+    provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     return provider
 
@@ -77,7 +78,8 @@ async def main(runs: int, rounds: int) -> None:
     """Measure and print ms of CPU per run for each mode and workload."""
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
-    provider = _tracer_provider(f"http://127.0.0.1:{sink.server_port}/v1/traces")
+    endpoint = f"http://127.0.0.1:{sink.server_port}/v1/traces"
+    providers = {"traced": _tracer_provider(endpoint), "sampled": _tracer_provider(endpoint, 0.1)}
     app = create_app(Settings(database_url="memory://", agents_dir=AGENTS, log_level="warning"))
     results: dict[tuple[str, str], list[float]] = {}
     async with app.router.lifespan_context(app):
@@ -86,28 +88,31 @@ async def main(runs: int, rounds: int) -> None:
             for text in ("chat", "tool"):  # warm-up: imports, caches, first spans
                 await _round(client, text, 20, f"warm-{text}")
             for r in range(rounds):
-                for mode in MODES[r % 3 :] + MODES[: r % 3]:  # each mode goes first in turn
+                for mode in MODES[r % 4 :] + MODES[: r % 4]:  # each mode goes first in turn
                     metrics.set_enabled(mode != "off")
-                    tracing.use_provider(provider if mode == "traced" else None, capture=False)
+                    provider = providers.get(mode)
+                    tracing.use_provider(provider, capture=False)
                     for text in ("chat", "tool"):
                         sink_before = _Sink.cpu
                         ms = await _round(client, text, runs, f"{mode}-{text}-{r}")
-                        if mode == "traced":
+                        if provider is not None:
                             provider.force_flush()
                             ms -= (_Sink.cpu - sink_before) / runs * 1000
                         results.setdefault((mode, text), []).append(ms)
     tracing.use_provider(None)
-    provider.shutdown()
+    for provider in providers.values():
+        provider.shutdown()
     sink.shutdown()
     print(f"CPU ms per run over {rounds} rounds of {runs} runs (in process, memory://)")
-    print("| workload | statistic | off | metrics | traced | metrics vs off | traced vs off |")
+    print("| workload | statistic | off | metrics | traced | sampled 10% | vs off |")
     print("|---|---|---|---|---|---|---|")
     for text in ("chat", "tool"):
         for label, pick in (("min", min), ("median", statistics.median)):
-            off, met, traced = (pick(results[(m, text)]) for m in MODES)
+            off, met, traced, sampled = (pick(results[(m, text)]) for m in MODES)
+            rel = " / ".join(f"{(v / off - 1) * 100:+.1f}%" for v in (met, traced, sampled))
             print(
-                f"| {text} | {label} | {off:.3f} | {met:.3f} | {traced:.3f} | "
-                f"{(met / off - 1) * 100:+.1f}% | {(traced / off - 1) * 100:+.1f}% |"
+                f"| {text} | {label} | {off:.3f} | {met:.3f} | {traced:.3f} | {sampled:.3f} "
+                f"| {rel} |"
             )
 
 

@@ -135,15 +135,28 @@ def start_server_span(
     if _tracer is None:
         return None
     carrier: dict[str, str] = {}
-    fields = propagate.get_global_textmap().fields
+    fields = _propagated_headers()
     for key, value in headers:
-        name_str = key.decode("latin-1").lower()
-        if name_str in fields:
-            carrier[name_str] = value.decode("latin-1")
+        if key in fields:  # ASGI header names are lower-case bytes
+            carrier[key.decode("latin-1")] = value.decode("latin-1")
     parent = propagate.extract(carrier) if carrier else None
     span = _tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
     token = otel_context.attach(trace.set_span_in_context(span, parent))
     return span, token
+
+
+def _propagated_headers() -> frozenset[bytes]:
+    """Header names the global propagator reads (traceparent, tracestate, baggage)."""
+    global _fields_of, _fields
+    textmap = propagate.get_global_textmap()
+    if textmap is not _fields_of:  # computed once per propagator, not per request
+        _fields = frozenset(name.lower().encode("latin-1") for name in textmap.fields)
+        _fields_of = textmap
+    return _fields
+
+
+_fields_of: Any = None
+_fields: frozenset[bytes] = frozenset()
 
 
 def end_server_span(
@@ -231,23 +244,26 @@ def chat_response(span: Span | None, response: Any) -> None:
     """Record a (final) model response on a chat span: usage, finish reason, error, content."""
     if span is None:
         return
+    attributes: dict[str, Any] = {}  # one set_attributes: each call takes the span's lock
     usage = response.usage_metadata
     if usage is not None:
         if usage.prompt_token_count is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_token_count)
+            attributes["gen_ai.usage.input_tokens"] = usage.prompt_token_count
         output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
         if output:
-            span.set_attribute("gen_ai.usage.output_tokens", output)
+            attributes["gen_ai.usage.output_tokens"] = output
     if response.finish_reason is not None:
         reason = getattr(response.finish_reason, "value", response.finish_reason)
-        span.set_attribute("gen_ai.response.finish_reasons", [str(reason).lower()])
+        attributes["gen_ai.response.finish_reasons"] = [str(reason).lower()]
     if response.model_version:
-        span.set_attribute("gen_ai.response.model", response.model_version)
+        attributes["gen_ai.response.model"] = response.model_version
     if response.error_code:
-        span.set_attribute("error.type", str(response.error_code))
+        attributes["error.type"] = str(response.error_code)
         span.set_status(Status(StatusCode.ERROR, (response.error_message or "")[:200]))
     if _capture_content and response.content is not None:
-        span.set_attribute("gen_ai.output.messages", _dump([response.content]))
+        attributes["gen_ai.output.messages"] = _dump([response.content])
+    if attributes:
+        span.set_attributes(attributes)
 
 
 def execute_tool(tool: str, call_id: str | None, args: Any, parent: Span | None) -> Span | None:

@@ -151,3 +151,23 @@ def test_text_formatter_wraps_the_inner_one() -> None:
     formatter = logs.redacting_formatter("logging.Formatter", fmt="%(levelname)s %(message)s")
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "Bearer %s", (JWT,), None)
     assert formatter.format(record) == "INFO Bearer ***"
+
+
+def test_observability_imports_no_other_layer() -> None:
+    """ARCHITECTURE.md: observability is used from any layer and imports none of them."""
+    import ast
+    from pathlib import Path
+
+    import app.observability
+
+    package = Path(app.observability.__file__).parent
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name == "app" or name.startswith("app."):
+                    assert name.startswith("app.observability"), f"{path.name} imports {name}"
