@@ -116,9 +116,91 @@ async def main(runs: int, rounds: int) -> None:
             )
 
 
+def micro(rounds: int, runs: int = 2000) -> None:
+    """CPU of the observability calls one run makes, alone (no app around them).
+
+    A chat run makes: the middleware's request id and HTTP metrics, the run meter, one model
+    call with its tokens, and (traced) 3 spans; a tool run adds a model call, a tool call and
+    2 spans. Spans are exported as in "traced" (batch processor, OTLP/HTTP to a sink), and
+    the export thread's CPU is included (force_flush per round).
+    """
+    from types import SimpleNamespace
+
+    from app.observability.asgi import request_id_from
+
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{sink.server_port}/v1/traces"
+    providers = {"traced": _tracer_provider(endpoint), "sampled": _tracer_provider(endpoint, 0.1)}
+    usage = SimpleNamespace(prompt_token_count=10, candidates_token_count=5, thoughts_token_count=0)
+    response = SimpleNamespace(
+        usage_metadata=usage,
+        finish_reason="STOP",
+        model_version="m",
+        error_code=None,
+        content=None,
+    )
+    headers = [(b"host", b"x"), (b"content-type", b"application/json"), (b"accept", b"*/*")]
+
+    def one_run(tool: bool) -> None:
+        rid = request_id_from(headers)
+        server = tracing.start_server_span("POST", headers, {"http.request.method": "POST"})
+        meter = metrics.RunMeter("bench", "run")
+        agent = tracing.invoke_agent("agent", "", "s", None)
+        for call in range(2 if tool else 1):
+            chat = tracing.chat("model", agent)
+            tracing.chat_response(chat, response)
+            metrics.tokens("bench", "model", usage)
+            metrics.model_call("model", 0.001, None)
+            tracing.end_span(chat)
+            meter.event()
+            if tool and call == 0:
+                span = tracing.execute_tool("get_weather", "id", {}, agent)
+                metrics.tool_call("get_weather", 0.0001, failed=False)
+                tracing.end_span(span)
+        tracing.end_span(agent)
+        meter.finish("completed")
+        metrics.http_request("POST", "/apps/{app}/users/{uid}/sessions/{sid}:run", 200, 0.01)
+        if server is not None:
+            tracing.end_server_span(server, "POST /run", {"http.response.status_code": 200}, False)
+        assert rid
+
+    results: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for mode in ("metrics", "traced", "sampled"):
+            metrics.set_enabled(True)
+            provider = providers.get(mode)
+            tracing.use_provider(provider, capture=False)
+            for kind in ("chat", "tool"):
+                sink_before = _Sink.cpu
+                started = time.process_time()
+                for _ in range(runs):
+                    one_run(kind == "tool")
+                if provider is not None:
+                    provider.force_flush()
+                spent = time.process_time() - started - (_Sink.cpu - sink_before)
+                results.setdefault((mode, kind), []).append(spent / runs * 1e6)
+    tracing.use_provider(None)
+    for each in providers.values():
+        each.shutdown()
+    sink.shutdown()
+    print(f"CPU µs per run of the observability calls alone, min of {rounds} rounds of {runs}")
+    print("| workload | metrics | metrics + traced (all sampled) | metrics + traced (10%) |")
+    print("|---|---|---|---|")
+    for kind in ("chat", "tool"):
+        cells = " | ".join(
+            f"{min(results[(mode, kind)]):.0f}" for mode in ("metrics", "traced", "sampled")
+        )
+        print(f"| {kind} | {cells} |")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--micro", action="store_true", help="time the observability calls alone")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.rounds))
+    if args.micro:
+        micro(args.rounds)
+    else:
+        asyncio.run(main(args.runs, args.rounds))

@@ -155,6 +155,7 @@ def metrics_exposition(settings: Any, *, shared: bool) -> Iterator[None]:
     finally:
         if server is not None:
             server.shutdown()
+            server.server_close()
         if created is not None:
             os.environ.pop(metrics.MULTIPROC_DIR_ENV, None)
             shutil.rmtree(created, ignore_errors=True)

@@ -6,10 +6,17 @@ taken after the requests with one taken before.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.observability import metrics
+from app.server.cli_commands import metrics_exposition
+from app.server.settings import Settings
+from app.testing.postgres import free_port
 
 from .conftest import ClientFactory
 from .helpers import message
@@ -156,3 +163,20 @@ async def test_request_id_is_echoed_when_sane_and_generated_otherwise(
     assert "x-request-id" in run.headers
     too_big = await client.post(f"{BASE}/s:run", content=b"x" * (2 * 1024 * 1024))
     assert too_big.status_code == 413 and "x-request-id" in too_big.headers
+
+
+def test_serve_exposes_metrics_on_their_own_port_and_cleans_up() -> None:
+    port = free_port()
+    settings = Settings(database_url="memory://", metrics_port=port)
+    with metrics_exposition(settings, shared=False):
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics")
+        assert response.status_code == 200
+        assert "agent_service_runs_started_total" in response.text
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+    assert metrics.MULTIPROC_DIR_ENV not in os.environ
+    with metrics_exposition(Settings(database_url="memory://"), shared=True):
+        directory = Path(os.environ[metrics.MULTIPROC_DIR_ENV])
+        assert directory.is_dir() and metrics.multiprocess_mode()
+    assert metrics.MULTIPROC_DIR_ENV not in os.environ and not directory.exists()
