@@ -1,4 +1,9 @@
-"""End-to-end fixtures: real uvicorn in a subprocess on a loopback port, on real Postgres."""
+"""End-to-end fixtures: `agent-service serve` in a subprocess on a loopback port, on real Postgres.
+
+The server is the production command line (uvicorn with the coalescing protocols of
+`app/server/protocols.py`, httptools and uvloop when installed), configured only through the
+`AGENT_SERVICE_*` environment, as a deployment would be.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from app.testing.postgres import free_port
 
 AGENTS_FIXTURE = Path(__file__).resolve().parent / "agents_fixture"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The console script installed next to this interpreter (`pip install -e .` puts it there).
+AGENT_SERVICE = Path(sys.executable).with_name("agent-service")
 STARTUP_TIMEOUT_SECONDS = 30.0
 KEEPALIVE_SECONDS = 0.3
 
@@ -36,7 +43,7 @@ class ServerProcess:
 
 @pytest.fixture
 def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    """Start `uvicorn --factory app.server.app:create_app` on a fresh migrated database."""
+    """Start `agent-service serve` on a fresh migrated database."""
     port = free_port()
     env = {
         **os.environ,
@@ -49,22 +56,7 @@ def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "app.server.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                # What `agent-service serve` runs: httptools with coalesced writes.
-                "--http",
-                "app.server.protocols:CoalescingHttpToolsProtocol",
-            ],
+            [str(AGENT_SERVICE), "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
