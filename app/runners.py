@@ -8,6 +8,7 @@ what is stored.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -32,6 +33,7 @@ from app.errors import SessionNotFoundError
 from app.events.event import Event, new_invocation_id
 from app.memory.base_memory_service import BaseMemoryService
 from app.memory.in_memory_memory_service import InMemoryMemoryService
+from app.observability import logs, metrics
 from app.plugins.base_plugin import BasePlugin
 from app.plugins.plugin_manager import PluginManager
 from app.sessions.base_session_service import BaseSessionService, GetSessionConfig
@@ -129,7 +131,37 @@ class Runner:
         if new_message is not None:
             new_message = _invocation.normalize_user_message(new_message)
         session = await self._load_session(user_id, session_id)
+        # Counted once the session is found: a 404 is not a run.
+        meter = metrics.RunMeter(self.app_name, "run")
+        status = "error"
+        try:
+            async with contextlib.aclosing(
+                self._invoke(
+                    session, invocation_id, new_message, state_delta, run_config, on_user_event
+                )
+            ) as events:
+                async for event in events:
+                    meter.event()
+                    yield event
+            status = "completed"
+        except (GeneratorExit, asyncio.CancelledError):
+            status = "cancelled"  # the caller stopped early, or the task was cancelled
+            raise
+        finally:
+            meter.finish(status)
+
+    async def _invoke(
+        self,
+        session: Session,
+        invocation_id: str | None,
+        new_message: types.Content | None,
+        state_delta: dict[str, Any] | None,
+        run_config: RunConfig,
+        on_user_event: Callable[[Event], object] | None,
+    ) -> AsyncGenerator[Event, None]:
+        """The invocation behind `run_async`, once its session is loaded."""
         ctx = self._new_context(session, invocation_id, run_config)
+        logs.bind_run(self.app_name, session.user_id, session.id, ctx.invocation_id)
         if invocation_id and ctx.is_resumable:
             ctx.user_content = new_message or _invocation.invocation_user_message(
                 session, invocation_id
@@ -215,11 +247,22 @@ class Runner:
             session = await self._load_session(user_id, session_id)
         ctx = self._new_context(session, None, run_config)
         ctx.live_request_queue = live_request_queue
+        logs.bind_run(self.app_name, session.user_id, session.id, ctx.invocation_id)
         agent = _invocation.find_agent_to_run(session, self.agent)
-        # aclosing: an early close by the caller must reach _run_agent now (after_run).
-        async with contextlib.aclosing(self._run_agent(ctx, agent.run_live(ctx))) as events:
-            async for event in events:
-                yield event
+        meter = metrics.RunMeter(self.app_name, "live")
+        status = "error"
+        try:
+            # aclosing: an early close by the caller must reach _run_agent now (after_run).
+            async with contextlib.aclosing(self._run_agent(ctx, agent.run_live(ctx))) as events:
+                async for event in events:
+                    meter.event()
+                    yield event
+            status = "completed"
+        except (GeneratorExit, asyncio.CancelledError):
+            status = "cancelled"
+            raise
+        finally:
+            meter.finish(status)
 
     async def run_debug(
         self,

@@ -12,6 +12,7 @@ from app.agents._callbacks import Callbacks, run_callbacks
 from app.agents.callback_context import CallbackContext
 from app.events.event import Event
 from app.events.event_actions import EventActions
+from app.observability import tracing
 
 if TYPE_CHECKING:
     from app.agents.invocation_context import InvocationContext
@@ -142,6 +143,12 @@ class BaseAgent(BaseModel):
         impl: Callable[[InvocationContext], AsyncGenerator[Event, None]],
     ) -> AsyncGenerator[Event, None]:
         ctx = parent_context.for_agent(self)
+        span = tracing.invoke_agent(
+            self.name, self.description, ctx.session.id, parent_context.trace_span
+        )
+        if span is not None:
+            ctx.trace_span = span
+        error: Exception | None = None
         try:
             event = await self._before_agent(ctx)
             if event is not None:
@@ -156,11 +163,15 @@ class BaseAgent(BaseModel):
             if event is not None:
                 yield event
         except Exception as exc:
+            error = exc
             if ctx.plugin_manager.has("on_agent_error_callback"):
                 await ctx.plugin_manager.run_on_agent_error_callback(
                     agent=self, callback_context=CallbackContext(ctx), error=exc
                 )
             raise
+        finally:
+            if span is not None:
+                tracing.end_span(span, error)
 
     async def _run_async_impl(self, ctx: InvocationContext) -> AsyncGenerator[Event, None]:
         """Produce the agent's events. Subclasses override this."""

@@ -72,6 +72,8 @@ class InvocationContext(BaseModel):
     """Agent name -> the checkpoint it resumes from (resumable invocations)."""
     end_of_agents: dict[str, bool] = Field(default_factory=dict)
     """Agent name -> True once the agent finished in this invocation."""
+    trace_span: Any = None
+    """The running agent's `invoke_agent` span (None when tracing is off): its children's parent."""
     _llm_calls: _CallCounter = PrivateAttr(default_factory=_CallCounter)
 
     @field_validator("run_config", mode="before")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from app.agents.invocation_context import InvocationContext
 from app.events.event import Event
 from app.events.event_actions import EventActions
 from app.flows.contents import CLIENT_CALL_ID_PREFIX
+from app.observability import metrics, tracing
 from app.tools.base_tool import BaseTool
 from app.tools.tool_context import ToolContext
 
@@ -89,9 +91,21 @@ async def _call_tool(
     tool = tools.get(call.name or "")
     result: Any
     if tool is None:
+        metrics.unknown_tool()
         result = await _answer_unknown_tool(ctx, agent, call, tools, args, tool_context)
     else:
-        result = await _run_tool_with_callbacks(ctx, agent, tool, args, tool_context)
+        span = tracing.execute_tool(tool.name, call.id, args, ctx.trace_span)
+        error: Exception | None = None
+        result = None
+        try:
+            result = await _run_tool_with_callbacks(ctx, agent, tool, args, tool_context, span)
+        except Exception as exc:  # a plugin or callback failed: the run fails
+            error = exc
+            raise
+        finally:
+            if span is not None:
+                tracing.tool_result(span, result if error is None else None)
+                tracing.end_span(span, error)
         if result is None and tool.is_long_running:
             return None, tool_context.actions
     if not isinstance(result, dict):
@@ -200,6 +214,7 @@ async def _run_tool_with_callbacks(
     tool: BaseTool,
     args: dict[str, Any],
     tool_context: ToolContext,
+    span: Any = None,
 ) -> Any:
     plugins = ctx.plugin_manager
     result = await plugins.run(
@@ -210,9 +225,13 @@ async def _run_tool_with_callbacks(
             agent.before_tool_callback, tool=tool, args=args, tool_context=tool_context
         )
     if result is None:
+        started = time.perf_counter()
         try:
             result = await tool.run_async(args=args, tool_context=tool_context)
+            metrics.tool_call(tool.name, time.perf_counter() - started, failed=False)
         except Exception as exc:  # noqa: BLE001 - a tool error becomes the model's input
+            metrics.tool_call(tool.name, time.perf_counter() - started, failed=True)
+            tracing.mark_error(span, exc)
             logger.warning("tool failed tool=%s error=%s", tool.name, type(exc).__name__)
             result = await _on_tool_error(ctx, agent, tool, args, tool_context, exc)
             if result is None:

@@ -34,6 +34,7 @@ from app.errors import (
 )
 from app.events.event import Event
 from app.ids import check_session_id
+from app.observability import metrics
 from app.sessions import _schema
 from app.sessions._engine import open_engine, unavailable_error
 from app.sessions._session_cache import CachedSession, SessionCache
@@ -114,7 +115,7 @@ class DatabaseSessionService(BaseSessionService):
         Raises:
             DatabaseUnavailableError: it does not.
         """
-        async with self._database():
+        async with self._database("ping"):
             await self._sql.ping()
 
     async def close(self) -> None:
@@ -139,7 +140,7 @@ class DatabaseSessionService(BaseSessionService):
         key = (app_name, user_id, sid)
         now = time.time()
         try:
-            async with self._database():
+            async with self._database("create_session"):
                 app_state, user_state = await self._sql.create(
                     key, session_state, app_delta, user_delta, now
                 )
@@ -187,7 +188,7 @@ class DatabaseSessionService(BaseSessionService):
         entry = self._cache.get(key)
         window = _window(config, entry)
         cached_state = entry.state if entry is not None else {}
-        async with self._database():
+        async with self._database("get_session"):
             loaded = await self._sql.load(key, window)
         if loaded is None:
             self._cache.discard(key)
@@ -212,7 +213,7 @@ class DatabaseSessionService(BaseSessionService):
         if size < 0:
             raise InvalidRequestError("page_size must be positive.")
         after = decode_page_token(page_token) if page_token else None
-        async with self._database():
+        async with self._database("list_sessions"):
             rows = await self._sql.list_sessions(app_name, user_id, after, size + 1)
         page = rows[:size]
         sessions = [
@@ -234,7 +235,7 @@ class DatabaseSessionService(BaseSessionService):
         """Delete the session and its events if it exists."""
         key = (app_name, user_id, session_id)
         self._cache.discard(key)
-        async with self._database():
+        async with self._database("delete_session"):
             await self._sql.delete(key)
         self._cache.discard(key)  # a get_session may have re-cached it meanwhile
 
@@ -290,7 +291,7 @@ class DatabaseSessionService(BaseSessionService):
                 app_delta=app_delta,
                 user_delta=user_delta,
             )
-            async with self._database():
+            async with self._database("append_event"):
                 create_time = await self._sql.append(row)
                 if create_time is None:
                     current_seq = await self._sql.current_seq(key)
@@ -313,7 +314,7 @@ class DatabaseSessionService(BaseSessionService):
     async def _event_jsons(self, key: SessionKey, after_seq: int, limit: int | None) -> list[str]:
         if limit is not None and limit < 0:
             raise InvalidRequestError("limit must be 0 or more.")
-        async with self._database():
+        async with self._database("list_events"):
             jsons = await self._sql.list_events(
                 key,
                 min(max(after_seq, 0), NO_LIMIT),  # keep SQL within BIGINT
@@ -394,8 +395,9 @@ class DatabaseSessionService(BaseSessionService):
                 self._schema_checked = True
 
     @asynccontextmanager
-    async def _database(self) -> AsyncIterator[None]:
-        """Translate connection failures into DatabaseUnavailableError."""
+    async def _database(self, operation: str) -> AsyncIterator[None]:
+        """Time the statements of `operation`; translate connection failures."""
+        started = time.perf_counter()
         try:
             if not self._schema_checked:
                 await self._check_schema()
@@ -406,7 +408,10 @@ class DatabaseSessionService(BaseSessionService):
             translated = unavailable_error(exc, self._engine.url)
             if translated is None:
                 raise
+            metrics.database_unavailable(operation)
             raise translated from exc
+        finally:
+            metrics.store_call(operation, time.perf_counter() - started)
 
 
 def _window(config: GetSessionConfig | None, entry: CachedSession | None) -> Window:
