@@ -21,6 +21,15 @@ import app as app_package
 from app.artifacts import BaseArtifactService, DatabaseArtifactService, InMemoryArtifactService
 from app.errors import ConfigError, DatabaseUnavailableError
 from app.memory import InMemoryMemoryService
+from app.runs import (
+    LocalNotifier,
+    MemoryRunStore,
+    PostgresNotifier,
+    RunManager,
+    RunNotifier,
+    RunStore,
+    SqlRunStore,
+)
 from app.server.deps import Services
 from app.server.errors import install_error_handlers
 from app.server.limits import RequestLimitsMiddleware
@@ -138,6 +147,12 @@ async def build_services(settings: Settings) -> Services:
     except BaseException:
         await sessions.close()
         raise
+    try:
+        runs = await open_run_manager(settings, sessions, registry)
+    except BaseException:
+        await registry.close()
+        await sessions.close()
+        raise
     broken = [entry.name for entry in loaded if isinstance(entry, BrokenApp)]
     logger.info(
         "agents loaded dir=%s apps=%s broken=%s",
@@ -151,13 +166,35 @@ async def build_services(settings: Settings) -> Services:
         artifacts=artifacts,
         memory=memory,
         runners=registry,
+        runs=runs,
         check_ready=check_ready,
     )
+
+
+async def open_run_manager(
+    settings: Settings, sessions: BaseSessionService, registry: RunnerRegistry
+) -> RunManager:
+    """Start the runs layer on the session store: the database's, or in process."""
+    store: RunStore
+    notifier: RunNotifier
+    if isinstance(sessions, DatabaseSessionService):
+        store = SqlRunStore(sessions)
+        if sessions.engine.dialect.name == "postgresql":
+            notifier = PostgresNotifier(sessions.engine.url)
+        else:
+            notifier = LocalNotifier()
+    else:
+        store = MemoryRunStore(sessions)
+        notifier = LocalNotifier()
+    manager = RunManager(store, notifier, registry.runner, lease_seconds=settings.run_lease_seconds)
+    await manager.start()
+    return manager
 
 
 async def close_services(services: Services) -> None:
     """Close the Runners, then the stores they use."""
     try:
+        await services.runs.close()
         await services.runners.close()
     finally:
         await services.artifacts.close()

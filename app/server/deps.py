@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 
 from app.artifacts import BaseArtifactService
 from app.memory import BaseMemoryService
+from app.runs import RunManager
 from app.server.errors import UnsupportedMediaTypeError
 from app.server.registry import RunnerRegistry
 from app.server.schemas import ID_PATTERN
@@ -31,6 +32,7 @@ class Services:
     artifacts: BaseArtifactService
     memory: BaseMemoryService
     runners: RunnerRegistry
+    runs: RunManager
     check_ready: Callable[[], Awaitable[None]]
     """Raise DatabaseUnavailableError unless the database answers and its schema is current."""
 

@@ -25,6 +25,7 @@ from app.errors import (
     ModelError,
     NotFoundError,
     PayloadTooLargeError,
+    ShuttingDownError,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ _STATUS: dict[type[AgentServiceError], int] = {
     ModelError: 502,
     DatabaseUnavailableError: 503,
     AppUnavailableError: 503,
+    ShuttingDownError: 503,
 }
 
 # Codes for errors the framework raises itself (routing, method, body parsing).
@@ -113,7 +115,11 @@ async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 500:
         logger.error("unhandled service error path=%s error=%r", request.url.path, exc)
     body = problem_for(exc)
-    return problem(body["status"], body["code"], body["detail"])
+    response = problem(body["status"], body["code"], body["detail"])
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     keepalive_seconds: float = Field(default=15.0, gt=0, le=3600)
     """Idle time after which an SSE stream gets a `: ping` comment."""
 
+    run_lease_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """How long a run's lease lasts unless renewed; a dead replica's runs are sealed after it."""
+
+    drain_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """On SIGTERM, how long running runs get to finish before they are cancelled."""
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_log_level(cls, value: object) -> object:

@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +27,7 @@ from app.errors import (
     AlreadyExistsError,
     ConfigError,
     InvalidRequestError,
+    RunLostError,
     SessionNotFoundError,
     StaleSessionError,
 )
@@ -49,6 +50,7 @@ from app.sessions.base_session_service import (
     decode_page_token,
     encode_page_token,
 )
+from app.sessions.fence import current_fence
 from app.sessions.session import Session
 from app.sessions.state import split_state
 
@@ -91,6 +93,15 @@ class DatabaseSessionService(BaseSessionService):
     def engine(self) -> AsyncEngine:
         """The engine in use (e.g. for `app.sessions.migration.is_at_head`)."""
         return self._engine
+
+    @property
+    def write_engine(self) -> AsyncEngine:
+        """A view of `engine` (same pool) whose connections run real write transactions."""
+        return self._sql.tx_engine
+
+    def database_errors(self) -> AbstractAsyncContextManager[None]:
+        """Return a context that turns connection failures into DatabaseUnavailableError."""
+        return self._database()
 
     async def ping(self) -> None:
         """Check that the database answers.
@@ -243,7 +254,8 @@ class DatabaseSessionService(BaseSessionService):
         # The new seq is known up front (the write succeeds only from `expected`), so the
         # stored JSON carries it and is never rewritten.
         event.seq = expected + 1
-        current_seq: int | None = None
+        fence = current_fence()
+        current: tuple[int, int] | None = None
         try:
             row = NewEvent(
                 key=key,
@@ -256,21 +268,27 @@ class DatabaseSessionService(BaseSessionService):
                 session_delta=session_delta,
                 app_delta=app_delta,
                 user_delta=user_delta,
+                fence=fence,
             )
             async with self._database():
                 create_time = await self._sql.append(row)
                 if create_time is None:
-                    current_seq = await self._sql.current_seq(key)
+                    current = await self._sql.current_seq(key)
         except BaseException:
             event.seq = previous_seq
             raise
         if create_time is None:
             event.seq = previous_seq
-            if current_seq is None:
+            if current is None:
                 self._cache.discard(key)
                 raise SessionNotFoundError(session.id)
+            if fence is not None and current[1] != fence:
+                raise RunLostError(
+                    f"This run no longer holds session {session.id}: it was sealed or taken "
+                    "over by another writer."
+                )
             raise StaleSessionError(
-                f"Session {session.id} was modified (seq {current_seq}) since this copy was "
+                f"Session {session.id} was modified (seq {current[0]}) since this copy was "
                 f"loaded (seq {expected}); reload it and retry."
             )
         self._remember_append(key, expected, create_time, event, session_delta)

@@ -29,9 +29,11 @@ import enum
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, WebSocket
 from google.genai import types
 from pydantic import ValidationError
@@ -40,11 +42,13 @@ from starlette.websockets import WebSocketState
 
 from app.agents import LiveRequest, LiveRequestQueue, RunConfig
 from app.errors import AlreadyExistsError, InvalidRequestError, SessionNotFoundError
-from app.events.event import Event
+from app.events.event import Event, new_invocation_id
 from app.runners import Runner
+from app.runs import RunStatus
 from app.server.deps import ServicesDep
 from app.server.errors import problem_body, problem_for, status_of
 from app.server.schemas import ID_PATTERN
+from app.sessions.fence import fenced
 
 logger = logging.getLogger(__name__)
 
@@ -82,26 +86,35 @@ async def live(websocket: WebSocket, app: str, uid: str, sid: str, services: Ser
     """Relay a live session between the client and the app's agent; see HTTP_API.md."""
     # Accept first: close codes (4404, 4400, ...) can only be sent on an open WebSocket.
     await websocket.accept()
-    registry = services.runners
-    key: tuple[str, str, str] | None = None
+    runs = services.runs
     try:
         modalities, create = _parse_query(websocket.query_params)
         for name, value in (("app", app), ("uid", uid), ("sid", sid)):
             _check_id(name, value)
-        runner = registry.runner(app)
-        key = registry.claim_session(app, uid, sid)
+        runner = services.runners.runner(app)
         await _ensure_session(runner, uid, sid, create=create or runner.auto_create_session)
+        # A live connection is an active run of the session, on every replica.
+        active = await runs.begin((app, uid, sid), new_invocation_id())
     except Exception as exc:  # noqa: BLE001 - every setup failure becomes a close code
-        if key is not None:
-            registry.release_session(key)
         await _refuse(websocket, exc)
         return
     run_config = RunConfig(response_modalities=modalities)
     logger.info("live opened app=%s session=%s modalities=%s", app, sid, ",".join(modalities))
+    outcome: list[RunStatus] = []
+
+    async def release() -> None:
+        # Before the close frame: a client may reconnect as soon as it sees the close.
+        if not outcome:
+            outcome.append(RunStatus.COMPLETED)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_REPAIR_TIMEOUT):
+                await runs.finish(active, RunStatus.COMPLETED)
+
     try:
-        reason = await _LiveConnection(websocket, runner, uid, sid, run_config).serve()
+        with fenced(active.fence):  # the connection's tasks inherit it
+            connection = _LiveConnection(websocket, runner, uid, sid, run_config, release)
+            reason = await connection.serve()
     finally:
-        registry.release_session(key)
+        await release()
     logger.info("live closed app=%s session=%s reason=%s", app, sid, reason)
 
 
@@ -198,8 +211,10 @@ class _LiveConnection:
         user_id: str,
         session_id: str,
         run_config: RunConfig,
+        release: Callable[[], Awaitable[None]],
     ) -> None:
         self.ws = websocket
+        self.release = release
         self.runner = runner
         self.user_id = user_id
         self.session_id = session_id
@@ -376,6 +391,7 @@ class _LiveConnection:
                 await asyncio.wait([writer])
 
     async def _close(self, code: int, reason: str) -> None:
+        await self.release()
         if self.ws.client_state is WebSocketState.DISCONNECTED:
             return
         with contextlib.suppress(Exception):  # the client may have gone meanwhile
