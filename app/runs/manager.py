@@ -96,7 +96,7 @@ class Frame:
     record: RunRecord | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Subscriber:
     queue: asyncio.Queue[tuple[Any, ...]] = field(default_factory=asyncio.Queue)
 
@@ -206,20 +206,10 @@ class RunManager:
             await self.store.enqueue(key, invocation_id, request)
             try:
                 while True:
-                    record = await self.store.get(key, invocation_id)
-                    if record is None or record.status is not RunStatus.QUEUED:
-                        raise asyncio.CancelledError  # cancelled while queued
                     if await self.store.queue_head(key) == invocation_id:
                         with contextlib.suppress(RunInProgressError):
                             return await self._take(key, invocation_id)
-                    # Woken by any run of the session ending (or leaving the queue); the
-                    # timeout is a safety net for a missed notification, not a poll.
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.lease_seconds):
-                            while True:
-                                item = await subscriber.queue.get()
-                                if item[0] in ("end", "resync"):
-                                    break
+                    await self._wait_for_turn(key, invocation_id, subscriber)
             except BaseException:
                 with anyio_shield():
                     await self._leave_queue(key, invocation_id)
@@ -227,11 +217,34 @@ class RunManager:
         finally:
             self._unsubscribe(key, subscriber)
 
+    async def _wait_for_turn(
+        self, key: SessionKey, invocation_id: str, subscriber: _Subscriber
+    ) -> None:
+        """Wait until a run of the session ends (or leaves the queue).
+
+        Raises:
+            asyncio.CancelledError: this queued run was cancelled meanwhile.
+        """
+        # The timeout is a safety net for a missed notification, not a poll.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.lease_seconds):
+                while True:
+                    item = await subscriber.queue.get()
+                    if item[0] == "resync":
+                        break
+                    if item[0] == "end":
+                        if item[1] != invocation_id:
+                            return
+                        break  # about this very run: was it cancelled?
+        record = await self.store.get(key, invocation_id)
+        if record is None or record.status is not RunStatus.QUEUED:
+            raise asyncio.CancelledError  # cancelled while queued
+
     async def _leave_queue(self, key: SessionKey, invocation_id: str) -> None:
         with contextlib.suppress(Exception):
             record = await self.store.request_cancel(key, invocation_id)
             if record is not None and record.status is RunStatus.CANCELLED:
-                self.notifier.publish(("end", *key, invocation_id))
+                self._announce_end(key, invocation_id)
 
     def published(self, run: ActiveRun, event: Event) -> None:
         """Hand an event of `run` (stored or partial) to whoever is attached."""

@@ -7,7 +7,8 @@ fetch events by `seq`): `(kind, app, user, session, invocation, *extra)`. Kinds:
     watching  <- the owner: from now on, `event`s    event     <- the owner: seq N was stored
     end       <- the run ended (or a queued one left the queue): wake waiters and watchers
 
-Every replica receives every signal (its own included) and keeps the ones it cares about.
+Every other replica receives every signal and keeps the ones it cares about; a replica's own
+signals are not delivered back to it (it handles its own runs directly).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -56,13 +58,10 @@ class RunNotifier(abc.ABC):
 
 
 class LocalNotifier(RunNotifier):
-    """One process: a signal goes straight to the handler on the next loop iteration."""
+    """One process: there is no other replica to tell."""
 
     def publish(self, signal: Signal) -> None:
         """See `RunNotifier.publish`."""
-        handler = self._handler
-        if handler is not None:
-            asyncio.get_running_loop().call_soon(handler, signal)
 
 
 class PostgresNotifier(RunNotifier):
@@ -79,6 +78,7 @@ class PostgresNotifier(RunNotifier):
         self._outbox: asyncio.Queue[Signal] = asyncio.Queue(_OUTBOX)
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._origin = uuid.uuid4().hex
 
     async def start(self, handler: SignalHandler) -> None:
         """Connect and listen; keeps reconnecting in the background if the first try fails."""
@@ -149,7 +149,8 @@ class PostgresNotifier(RunNotifier):
                 raise OSError("the notification connection closed")
             signal = getter.result()
             try:
-                await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, json.dumps(signal))
+                payload = json.dumps([self._origin, *signal])
+                await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
             except BaseException:
                 with contextlib.suppress(asyncio.QueueFull):
                     self._outbox.put_nowait(signal)  # resent after the reconnect
@@ -157,11 +158,12 @@ class PostgresNotifier(RunNotifier):
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
-            signal = tuple(json.loads(payload))
+            origin, *signal = json.loads(payload)
         except (ValueError, TypeError):
             logger.warning("run notifications: malformed payload ignored")
             return
-        self._deliver(signal)
+        if origin != self._origin and signal:
+            self._deliver(tuple(signal))
 
     def _deliver(self, signal: Signal) -> None:
         handler = self._handler
