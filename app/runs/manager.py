@@ -21,6 +21,7 @@ from typing import Any
 from app.errors import (
     AgentServiceError,
     DatabaseUnavailableError,
+    RunCancelledError,
     RunFinishedError,
     RunInProgressError,
     RunNotFoundError,
@@ -223,7 +224,7 @@ class RunManager:
         """Wait until a run of the session ends (or leaves the queue).
 
         Raises:
-            asyncio.CancelledError: this queued run was cancelled meanwhile.
+            RunCancelledError: this queued run was cancelled meanwhile.
         """
         # The timeout is a safety net for a missed notification, not a poll.
         with contextlib.suppress(TimeoutError):
@@ -238,7 +239,7 @@ class RunManager:
                         break  # about this very run: was it cancelled?
         record = await self.store.get(key, invocation_id)
         if record is None or record.status is not RunStatus.QUEUED:
-            raise asyncio.CancelledError  # cancelled while queued
+            raise RunCancelledError(f"Run {invocation_id} was cancelled while queued.")
 
     async def _leave_queue(self, key: SessionKey, invocation_id: str) -> None:
         with contextlib.suppress(Exception):

@@ -225,6 +225,9 @@ class _RunResponse(Response):
                 self._early_error = exc  # re-raised by __call__ before any byte
                 return
             # The watcher started the stream while the request waited in the queue.
+            if isinstance(exc, RunCancelledError):
+                await self._on_cancelled()
+                return
             _log_run_error(self.args, exc)
             await self._on_finish(exc)
             return

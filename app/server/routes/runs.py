@@ -106,6 +106,7 @@ def _wants_json(accept: str) -> bool:
 
 @router.get(
     _SESSION + "/runs",
+    response_model_exclude_none=True,
     responses={404: {"model": ProblemOut, "description": "Unknown app."}},
 )
 async def list_runs(
