@@ -201,9 +201,8 @@ class RunManager:
     ) -> ActiveRun:
         subscriber = self._subscribe(key)
         try:
-            if await self.store.queue_head(key) is None:
-                with contextlib.suppress(RunInProgressError):
-                    return await self._take(key, invocation_id)
+            # Queued first, even on an idle session: the queue's order is then the order in
+            # which requests reached the database, whoever takes the session in between.
             await self.store.enqueue(key, invocation_id, request)
             try:
                 while True:
