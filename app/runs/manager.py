@@ -84,6 +84,8 @@ class ActiveRun:
     """Set (before the task is cancelled) when the run is stopped on purpose."""
     remote_watchers: bool = False
     last_seq: int | None = None
+    live: bool = False
+    """A live WebSocket connection (closed at once on shutdown, not drained)."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,10 @@ class RunManager:
         self._subscribers: dict[SessionKey, set[_Subscriber]] = {}
         self._unsealed: list[tuple[ActiveRun, RunStatus, dict[str, Any] | None]] = []
         self._ticker: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.draining = False
+        """Set on shutdown: new runs are refused with ShuttingDownError."""
 
     # Lifecycle.
 
@@ -156,6 +161,7 @@ class RunManager:
         *,
         strategy: MultitaskStrategy = MultitaskStrategy.REJECT,
         request: dict[str, Any] | None = None,
+        live: bool = False,
     ) -> ActiveRun:
         """Take the session for `invocation_id`, as `strategy` says when it is busy.
 
@@ -173,21 +179,38 @@ class RunManager:
         attempts = _INTERRUPT_ATTEMPTS if strategy is MultitaskStrategy.INTERRUPT else 1
         for attempt in range(attempts):
             try:
-                return await self._take(key, invocation_id)
+                return await self._take(key, invocation_id, live=live)
             except RunInProgressError:
                 if attempt + 1 == attempts:
                     raise
             await self._interrupt(key)
         raise AssertionError("unreachable")
 
-    async def _take(self, key: SessionKey, invocation_id: str) -> ActiveRun:
+    async def _take(self, key: SessionKey, invocation_id: str, *, live: bool = False) -> ActiveRun:
+        if self.draining:
+            raise ShuttingDownError("The server is shutting down; retry on another replica.")
         record = await self.store.begin(
             key, invocation_id, owner=self.replica_id, lease_seconds=self.lease_seconds
         )
         assert record.fence is not None
-        run = ActiveRun(key, invocation_id, record.fence, task=asyncio.current_task())
+        run = ActiveRun(key, invocation_id, record.fence, task=asyncio.current_task(), live=live)
         self._local[invocation_id] = run
+        self._idle.clear()
         return run
+
+    def _forget(self, invocation_id: str) -> None:
+        self._local.pop(invocation_id, None)
+        if not self._local:
+            self._idle.set()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait until this replica drives no run; False if `seconds` passed first."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def _interrupt(self, key: SessionKey) -> None:
         """Cancel the session's running run and wait (bounded) until it has ended."""
@@ -283,7 +306,7 @@ class RunManager:
 
         When the database is unreachable the run is kept and sealed once it answers again.
         """
-        self._local.pop(run.invocation_id, None)
+        self._forget(run.invocation_id)
         seq = last_seq if last_seq is not None else run.last_seq
         try:
             await self.store.finish(
@@ -364,6 +387,13 @@ class RunManager:
     def stop_all(self, reason: CancelReason) -> int:
         """Stop every run of this replica (shutdown); return how many."""
         runs = list(self._local.values())
+        for run in runs:
+            self._stop(run, reason)
+        return len(runs)
+
+    def stop_live(self, reason: CancelReason) -> int:
+        """Stop this replica's live connections; return how many."""
+        runs = [run for run in self._local.values() if run.live]
         for run in runs:
             self._stop(run, reason)
         return len(runs)
@@ -545,10 +575,11 @@ class RunManager:
         )
         run = ActiveRun(record.key, record.invocation_id, fence, last_seq=record.last_seq)
         self._local[record.invocation_id] = run
+        self._idle.clear()
         try:
             await self.answer_open_calls(run, LOST_RESPONSE)
         except BaseException:
-            self._local.pop(record.invocation_id, None)  # expires again: someone retries
+            self._forget(record.invocation_id)  # expires again: someone retries
             raise
         await self.finish(run, RunStatus.ERROR, error=LOST_PROBLEM)
 

@@ -31,6 +31,7 @@ from app.runs import (
     SqlRunStore,
 )
 from app.server.deps import Services
+from app.server.drain import Drainer
 from app.server.errors import install_error_handlers
 from app.server.limits import RequestLimitsMiddleware
 from app.server.loader import BrokenApp, load_agents
@@ -112,9 +113,12 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         # flows/contents.py): cyclic garbage would now wait much longer to be freed.
         previous = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
+        drainer = Drainer(services.runs, settings.drain_seconds)
+        drainer.install()
         try:
             yield
         finally:
+            await drainer.uninstall()
             gc.set_threshold(*previous)
             await close_services(services)
 

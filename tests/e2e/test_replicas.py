@@ -1,28 +1,32 @@
 """Two real `agent-service serve` processes on one Postgres: runs are shared between them.
 
-One active run per session across replicas, cancel and reattach from the other replica, and
-the sealing of a killed replica's run once its (short) lease expires.
+One active run per session across replicas, cancel and reattach from the other replica, the
+sealing of a killed replica's run once its (short) lease expires, and the drain on SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import create_database, drop_database, run_async
+from tests.conftest import asyncpg_dsn, create_database, drop_database, run_async
 
 from .conftest import ServerProcess, start_server, stop_server, wait_healthy
 from .sse import Frame, frames
 
 LEASE_SECONDS = 3.0
+DRAIN_SECONDS = 2.0
 WAIT_SECONDS = 20.0
 SERVE = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port"]
 SESSIONS = "/apps/scripted/users/u/sessions"
@@ -295,3 +299,72 @@ async def test_a_killed_replicas_run_is_sealed_after_its_lease(
     )
     assert follow_up.status_code == 200
     assert_well_formed(await _events(http_b, "lost"))
+
+
+@pytest.fixture
+def draining_server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """One `agent-service serve` with a 2 s drain."""
+    server = start_server(
+        SERVE,
+        pg_db_url,
+        tmp_path / "draining.log",
+        AGENT_SERVICE_DRAIN_SECONDS=str(DRAIN_SECONDS),
+    )
+    try:
+        wait_healthy(server)
+        yield server
+    finally:
+        stop_server(server)
+
+
+async def test_sigterm_drains_runs_then_cancels_the_rest(
+    draining_server: ServerProcess, pg_db_url: str
+) -> None:
+    async with httpx.AsyncClient(base_url=draining_server.base_url, timeout=WAIT_SECONDS) as http:
+        for sid in ("short", "long", "late"):
+            await http.post(SESSIONS, json={"sessionId": sid})
+        async with (
+            http.stream(
+                "POST", f"{SESSIONS}/short:run", json={"newMessage": _message("pause")}
+            ) as short,
+            http.stream(
+                "POST", f"{SESSIONS}/long:run", json={"newMessage": _message("slow")}
+            ) as long,
+        ):
+            short_stream, _ = await _read_until_call(short)
+            long_stream, long_call = await _read_until_call(long)
+            draining_server.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["code"] == "shutting_down"
+            late = await http.post(f"{SESSIONS}/late:run", json={"newMessage": _message("chat")})
+            assert late.status_code == 503 and late.json()["code"] == "shutting_down"
+            assert late.headers["retry-after"] == "1"
+
+            _, short_end = await _end(short_stream)  # finishes within the drain
+            assert short_end["reason"] == "completed"
+            _, long_end = await _end(long_stream)  # cancelled when the drain runs out
+            assert long_end["reason"] == "cancelled"
+            assert time.monotonic() - signalled >= DRAIN_SECONDS
+    exit_code = await asyncio.to_thread(draining_server.process.wait, WAIT_SECONDS)
+    assert exit_code in (0, -signal.SIGTERM)
+
+    connection = await asyncpg.connect(asyncpg_dsn(pg_db_url))
+    try:
+        rows = await connection.fetch("SELECT session_id, status FROM runs ORDER BY session_id")
+        events = await connection.fetch(
+            "SELECT event_json FROM events WHERE session_id = 'long' ORDER BY seq"
+        )
+    finally:
+        await connection.close()
+    assert [(r["session_id"], r["status"]) for r in rows] == [
+        ("long", "cancelled"),
+        ("short", "completed"),
+    ]
+    stored = [json.loads(r["event_json"]) for r in events]
+    assert_well_formed(stored)
+    call = _calls(long_call.json())[0]
+    assert _responses(stored[-1]) == [
+        {"id": call["id"], "name": "slow_tool", "response": {"error": "cancelled"}}
+    ]

@@ -44,7 +44,7 @@ from app.agents import LiveRequest, LiveRequestQueue, RunConfig
 from app.errors import AlreadyExistsError, InvalidRequestError, SessionNotFoundError
 from app.events.event import Event, new_invocation_id
 from app.runners import Runner
-from app.runs import RunStatus
+from app.runs import CancelReason, RunStatus
 from app.server.deps import ServicesDep
 from app.server.errors import problem_body, problem_for, status_of
 from app.server.schemas import ID_PATTERN
@@ -69,6 +69,7 @@ CANCELLED_RESPONSE = {"error": "cancelled: the client disconnected"}
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012
 CLOSE_TRY_AGAIN = 1013
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
@@ -94,7 +95,7 @@ async def live(websocket: WebSocket, app: str, uid: str, sid: str, services: Ser
         runner = services.runners.runner(app)
         await _ensure_session(runner, uid, sid, create=create or runner.auto_create_session)
         # A live connection is an active run of the session, on every replica.
-        active = await runs.begin((app, uid, sid), new_invocation_id())
+        active = await runs.begin((app, uid, sid), new_invocation_id(), live=True)
     except Exception as exc:  # noqa: BLE001 - every setup failure becomes a close code
         await _refuse(websocket, exc)
         return
@@ -113,6 +114,16 @@ async def live(websocket: WebSocket, app: str, uid: str, sid: str, services: Ser
         with fenced(active.fence):  # the connection's tasks inherit it
             connection = _LiveConnection(websocket, runner, uid, sid, run_config, release)
             reason = await connection.serve()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if active.cancel_reason is None or task is None or task.uncancel() > 0:
+            raise
+        # Stopped by the runs layer: a drain (1012, reconnect elsewhere) or a cancel.
+        shutdown = active.cancel_reason is CancelReason.SHUTDOWN
+        await release()
+        with contextlib.suppress(Exception):  # the client may be gone
+            await websocket.close(CLOSE_RESTART if shutdown else CLOSE_NORMAL, "run stopped")
+        reason = "shutdown" if shutdown else "cancelled"
     finally:
         await release()
     logger.info("live closed app=%s session=%s reason=%s", app, sid, reason)
