@@ -308,6 +308,8 @@ class RunManager:
         """
         self._forget(run.invocation_id)
         seq = last_seq if last_seq is not None else run.last_seq
+        signal = ("end", *run.key, run.invocation_id)
+        announce = self.notifier.inline(signal) if self.store.announces_inline else None
         try:
             await self.store.finish(
                 run.key,
@@ -316,6 +318,7 @@ class RunManager:
                 status=status,
                 last_seq=seq,
                 error=error,
+                announce=announce,
             )
         except DatabaseUnavailableError:
             logger.warning(
@@ -325,7 +328,9 @@ class RunManager:
             )
             self._unsealed.append((run, status, error))
             return
-        self._announce_end(run.key, run.invocation_id)
+        self._signal_local(signal)
+        if announce is None:
+            self.notifier.publish(signal)
 
     def _announce_end(self, key: SessionKey, invocation_id: str) -> None:
         self._signal_local(("end", *key, invocation_id))

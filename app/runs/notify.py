@@ -52,6 +52,10 @@ class RunNotifier(abc.ABC):
     def publish(self, signal: Signal) -> None:
         """Send a signal; never blocks (delivery is asynchronous, in order)."""
 
+    def inline(self, signal: Signal) -> tuple[str, str] | None:
+        """Return (channel, payload) for a store to send `signal` with its own statement."""
+        return None
+
     async def close(self) -> None:
         """Stop delivering."""
         self._handler = None
@@ -87,6 +91,10 @@ class PostgresNotifier(RunNotifier):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await self._connected.wait()
+
+    def inline(self, signal: Signal) -> tuple[str, str] | None:
+        """See `RunNotifier.inline`."""
+        return CHANNEL, json.dumps([self._origin, *signal])
 
     def publish(self, signal: Signal) -> None:
         """See `RunNotifier.publish`."""

@@ -28,22 +28,36 @@ _RUNNING = RunStatus.RUNNING.value
 # Postgres: take the session and record the run in one statement. The UPDATE locks the
 # session row, so concurrent begins on one session queue here; the second one's INSERT then
 # violates ux_runs_one_running and the whole statement (fence bump included) rolls back. A
-# resumed invocation (same id) reuses its row.
-_PG_BEGIN = sa.text(
-    """
+# resumed invocation (same id) reuses its row. Raw asyncpg ($n parameters): it runs per run.
+_PG_BEGIN_RAW = """
 WITH f AS (
   UPDATE sessions SET fence = fence + 1
-   WHERE app_name = :app AND user_id = :user AND id = :sid
+   WHERE app_name = $1 AND user_id = $2 AND id = $3
   RETURNING fence)
 INSERT INTO runs (app_name, user_id, session_id, invocation_id, status, owner, lease_expires,
                   fence, create_time, start_time, cancel_requested)
-SELECT :app, :user, :sid, :inv, 'running', :owner, :lease, f.fence, :now, :now, false FROM f
+SELECT $1, $2, $3, $4, 'running', $5, $6::float8, f.fence, $7::float8, $7::float8, false FROM f
 ON CONFLICT (app_name, user_id, session_id, invocation_id) DO UPDATE
    SET status = 'running', owner = excluded.owner, lease_expires = excluded.lease_expires,
        fence = excluded.fence, start_time = excluded.start_time, end_time = NULL,
        error = NULL, cancel_requested = false, request = NULL
 RETURNING fence, create_time
 """
+
+# $5 status, $6 end time, $7 error JSON, $8 last seq (NULL: keep), $9 fence; with `announce`,
+# $10 the channel and $11 the payload of a NOTIFY sent in the same statement when it ended it.
+_PG_FINISH_UPDATE = """
+WITH u AS (
+  UPDATE runs
+     SET status = $5, end_time = $6::float8, error = $7, last_seq = COALESCE($8::int8, last_seq),
+         owner = NULL, lease_expires = NULL, request = NULL
+   WHERE app_name = $1 AND user_id = $2 AND session_id = $3 AND invocation_id = $4
+     AND status = 'running' AND fence = $9::int8
+  RETURNING 1)
+"""
+_PG_FINISH = _PG_FINISH_UPDATE + "SELECT count(*) FROM u"
+_PG_FINISH_ANNOUNCED = (
+    _PG_FINISH_UPDATE + "SELECT count(*) FROM u, LATERAL (SELECT pg_notify($10, $11)) n"
 )
 
 _PG_SEAL_FENCE = sa.text(
@@ -63,6 +77,12 @@ class SqlRunStore(RunStore):
         self._engine = sessions_service.engine
         self._tx_engine = sessions_service.write_engine
         self._postgres = self._engine.dialect.name == "postgresql"
+        self.announces_inline = self._postgres
+        self._unique_violation: type[Exception] = sa_exc.IntegrityError
+        if self._postgres:
+            import asyncpg
+
+            self._unique_violation = asyncpg.UniqueViolationError
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -87,11 +107,12 @@ class SqlRunStore(RunStore):
         params["lease"] = now + lease_seconds
         try:
             if self._postgres:
-                async with self._read() as conn:  # autocommit: one atomic statement
-                    row = (await conn.execute(_PG_BEGIN, params)).one_or_none()
+                row = await self._service.postgres_fetchrow(
+                    _PG_BEGIN_RAW, *key, invocation_id, owner, params["lease"], now
+                )
             else:
                 row = await self._sqlite_begin(params)
-        except sa_exc.IntegrityError as exc:
+        except (sa_exc.IntegrityError, self._unique_violation) as exc:
             raise RunInProgressError(f"A run is already in progress on session {key[2]}.") from exc
         if row is None:
             raise SessionNotFoundError(key[2])
@@ -188,8 +209,18 @@ class SqlRunStore(RunStore):
         status: RunStatus,
         last_seq: int | None,
         error: dict[str, Any] | None,
+        announce: tuple[str, str] | None = None,
     ) -> bool:
         """See `RunStore.finish`."""
+        if self._postgres:
+            args: list[Any] = [*key, invocation_id, status.value, time.time()]
+            args += [None if error is None else json.dumps(error), last_seq, fence]
+            query = _PG_FINISH
+            if announce is not None:
+                query = _PG_FINISH_ANNOUNCED
+                args += announce
+            row = await self._service.postgres_fetchrow(query, *args)
+            return bool(row[0])
         stmt = (
             sa.update(runs)
             .where(

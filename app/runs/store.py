@@ -24,6 +24,9 @@ Cursor = tuple[float, str]
 class RunStore(abc.ABC):
     """The runs of every session; methods are atomic on their own."""
 
+    announces_inline: bool = False
+    """Whether `finish(announce=...)` sends the notification in the same statement."""
+
     @abc.abstractmethod
     async def begin(
         self, key: SessionKey, invocation_id: str, *, owner: str, lease_seconds: float
@@ -57,8 +60,13 @@ class RunStore(abc.ABC):
         status: RunStatus,
         last_seq: int | None,
         error: dict[str, Any] | None,
+        announce: tuple[str, str] | None = None,
     ) -> bool:
-        """Record the end of a run that still holds the session; False if it did not."""
+        """Record the end of a run that still holds the session; False if it did not.
+
+        `announce` is a (channel, payload) notification to send along when the store
+        `announces_inline`.
+        """
 
     @abc.abstractmethod
     async def take_over(self, record: RunRecord, *, owner: str, lease_seconds: float) -> int | None:
@@ -174,6 +182,7 @@ class MemoryRunStore(RunStore):
         status: RunStatus,
         last_seq: int | None,
         error: dict[str, Any] | None,
+        announce: tuple[str, str] | None = None,
     ) -> bool:
         """See `RunStore.finish`."""
         record = self._runs.get(key, {}).get(invocation_id)

@@ -290,6 +290,10 @@ class PostgresSql(SessionSql):
         await self._connections.release(connection)
         return row
 
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        """Run one hot-path statement of another package on the same connections ($n params)."""
+        return await self._fetchrow(query, *args)
+
     async def close(self) -> None:
         """Return the connections kept for the hot paths to the pool."""
         await self._connections.close()

@@ -39,6 +39,7 @@ from app.sessions._sql import (
     NO_LIMIT,
     LoadedSession,
     NewEvent,
+    PostgresSql,
     SessionExistsError,
     SessionKey,
     SessionSql,
@@ -106,6 +107,20 @@ class DatabaseSessionService(BaseSessionService):
     def database_errors(self) -> AbstractAsyncContextManager[None]:
         """Return a context that turns connection failures into DatabaseUnavailableError."""
         return self._database()
+
+    async def postgres_fetchrow(self, query: str, *args: Any) -> Any:
+        """Run one statement (asyncpg `$n` parameters) on the hot-path connections; return its
+        first row. Postgres only: for other packages' per-run statements (the runs layer),
+        where SQLAlchemy's statement layer would cost more than the statement.
+
+        Raises:
+            DatabaseUnavailableError: the database cannot be reached.
+        """
+        sql = self._sql
+        if not isinstance(sql, PostgresSql):
+            raise TypeError("postgres_fetchrow needs a Postgres database")
+        async with self._database():
+            return await sql.fetchrow(query, *args)
 
     async def ping(self) -> None:
         """Check that the database answers.
