@@ -48,6 +48,7 @@ bench: $(STAMP)  ## benchmarks (not run by CI)
 	$(BIN)/python benchmarks/session_store.py
 	$(BIN)/python benchmarks/http_load.py
 	$(BIN)/python benchmarks/live_relay.py
+	$(BIN)/python benchmarks/stalled_reader.py
 
 openapi: $(STAMP)
 	$(BIN)/agent-service openapi

@@ -1,4 +1,9 @@
-"""End-to-end fixtures: real uvicorn in a subprocess on a loopback port, on real Postgres."""
+"""End-to-end fixtures: `agent-service serve` in a subprocess on a loopback port, on real Postgres.
+
+The server is the production command line (uvicorn with the coalescing protocols of
+`app/server/protocols.py`, httptools and uvloop when installed), configured only through the
+`AGENT_SERVICE_*` environment, as a deployment would be.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from app.testing.postgres import free_port
 
 AGENTS_FIXTURE = Path(__file__).resolve().parent / "agents_fixture"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The console script installed next to this interpreter (`pip install -e .` puts it there).
+AGENT_SERVICE = Path(sys.executable).with_name("agent-service")
 STARTUP_TIMEOUT_SECONDS = 60.0
 KEEPALIVE_SECONDS = 0.3
 
@@ -36,22 +43,8 @@ class ServerProcess:
 
 @pytest.fixture
 def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    """Start `uvicorn --factory app.server.app:create_app` on a fresh migrated database."""
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "app.server.app:create_app",
-        "--host",
-        "127.0.0.1",
-        "--log-level",
-        "warning",
-        # What `agent-service serve` runs: httptools with coalesced writes.
-        "--http",
-        "app.server.protocols:CoalescingHttpToolsProtocol",
-        "--port",
-    ]
+    """Start `agent-service serve` on a fresh migrated database."""
+    command = [str(AGENT_SERVICE), "serve", "--host", "127.0.0.1", "--port"]
     running = start_server(command, pg_db_url, tmp_path / "server.log")
     try:
         _wait_healthy(running)

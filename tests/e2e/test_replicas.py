@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,13 +21,13 @@ import pytest
 
 from tests.conftest import asyncpg_dsn, create_database, drop_database, run_async
 
-from .conftest import ServerProcess, start_server, stop_server, wait_healthy
+from .conftest import AGENT_SERVICE, ServerProcess, start_server, stop_server, wait_healthy
 from .sse import Frame, frames
 
 LEASE_SECONDS = 3.0
 DRAIN_SECONDS = 2.0
 WAIT_SECONDS = 20.0
-SERVE = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port"]
+SERVE = [str(AGENT_SERVICE), "serve", "--host", "127.0.0.1", "--port"]
 SESSIONS = "/apps/scripted/users/u/sessions"
 
 
