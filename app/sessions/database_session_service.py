@@ -32,6 +32,7 @@ from app.errors import (
     StaleSessionError,
 )
 from app.events.event import Event
+from app.ids import check_session_id
 from app.sessions import _schema
 from app.sessions._engine import open_engine, unavailable_error
 from app.sessions._session_cache import CachedSession, SessionCache
@@ -148,6 +149,7 @@ class DatabaseSessionService(BaseSessionService):
     ) -> Session:
         """Create a session; see `BaseSessionService.create_session`."""
         sid = session_id.strip() if session_id and session_id.strip() else str(uuid.uuid4())
+        check_session_id(sid)
         app_delta, user_delta, session_state = split_state(state or {})
         key = (app_name, user_id, sid)
         now = time.time()
@@ -180,6 +182,22 @@ class DatabaseSessionService(BaseSessionService):
         config: GetSessionConfig | None = None,
     ) -> Session | None:
         """Return the session or None; see `BaseSessionService.get_session`."""
+        session = await self.get_session_shared(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
+        if session is not None:
+            session.events = [event.detached() for event in session.events]
+        return session
+
+    async def get_session_shared(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """`get_session` with the cache's own events; see the base class. Edit none of them."""
         key = (app_name, user_id, session_id)
         entry = self._cache.get(key)
         window = _window(config, entry)

@@ -10,6 +10,7 @@ from typing import Any
 
 from app.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
 from app.events.event import Event
+from app.ids import check_session_id
 from app.sessions.base_session_service import (
     BaseSessionService,
     GetSessionConfig,
@@ -25,7 +26,7 @@ _DEFAULT_PAGE_SIZE = 100
 
 @dataclass
 class _Stored:
-    """What the service keeps for one session; events are shared, never mutated once stored."""
+    """What the service keeps for one session; events are never mutated once stored."""
 
     state: dict[str, Any]
     events: list[Event] = field(default_factory=list)
@@ -53,6 +54,7 @@ class InMemorySessionService(BaseSessionService):
     ) -> Session:
         """Create a session; see `BaseSessionService.create_session`."""
         sid = session_id.strip() if session_id and session_id.strip() else str(uuid.uuid4())
+        check_session_id(sid)
         app_delta, user_delta, session_state = split_state(state or {})
         with self._lock:
             key = (app_name, user_id, sid)
@@ -73,6 +75,22 @@ class InMemorySessionService(BaseSessionService):
         config: GetSessionConfig | None = None,
     ) -> Session | None:
         """Return the session or None; see `BaseSessionService.get_session`."""
+        session = await self.get_session_shared(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
+        if session is not None:
+            session.events = [event.detached() for event in session.events]
+        return session
+
+    async def get_session_shared(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """`get_session` with the stored events themselves; see the base class. Edit none."""
         with self._lock:
             stored = self._sessions.get((app_name, user_id, session_id))
             if stored is None:
@@ -131,7 +149,7 @@ class InMemorySessionService(BaseSessionService):
             # seq is dense from 1, so the cursor is an index.
             start = max(after_seq, 0)
             end = None if limit is None else start + limit
-            return stored.events[start:end]
+            return [event.detached() for event in stored.events[start:end]]
 
     async def append_event(self, session: Session, event: Event) -> Event:
         """Store the event; see `BaseSessionService.append_event`."""
