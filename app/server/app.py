@@ -35,6 +35,7 @@ from app.server.drain import Drainer
 from app.server.errors import install_error_handlers
 from app.server.limits import RequestLimitsMiddleware
 from app.server.loader import BrokenApp, load_agents
+from app.server.observability import instrument
 from app.server.openapi import install_openapi
 from app.server.registry import RunnerRegistry
 from app.server.routes import ROUTERS
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["*"],
         )
+    instrument(app, settings)  # outermost: request ids and metrics cover every response
     return app
 
 

@@ -6,13 +6,15 @@ whatever the session's length, guarded by the expected `seq` (optimistic concurr
 
 A per-process LRU cache keeps the sessions served recently, so loading a session for the next
 turn asks the database only for what changed since (usually: one row, no events). The schema
-comes from the alembic migrations (`agent-service migrate`), never from this class.
+comes from the alembic migrations: `agent-service migrate`, or, on an empty database, this
+class running them to head on first use.
 
 One instance belongs to one event loop (its connections do).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -33,6 +35,7 @@ from app.errors import (
 )
 from app.events.event import Event
 from app.ids import check_session_id
+from app.observability import metrics
 from app.sessions import _schema
 from app.sessions._engine import open_engine, unavailable_error
 from app.sessions._session_cache import CachedSession, SessionCache
@@ -54,6 +57,7 @@ from app.sessions.base_session_service import (
     encode_page_token,
 )
 from app.sessions.fence import current_fence
+from app.sessions.migration import prepare_schema
 from app.sessions.session import Session
 from app.sessions.state import split_state
 
@@ -68,9 +72,13 @@ class DatabaseSessionService(BaseSessionService):
     Args:
         db_url: `postgresql+asyncpg://...` or `sqlite+aiosqlite:///path.db`; plain
             `postgresql://`, `postgres://` and `sqlite://` are rewritten to those drivers.
-            Default: a SQLite file under `./data/` (its directory is created).
+            `sqlite:///:memory:` (or `sqlite://`) is a database that lives as long as this
+            service. Default: a SQLite file under `./data/` (its directory is created).
         engine: use this engine instead of creating one (it is not disposed by `close()`).
         cache_size: how many sessions the per-process cache keeps (0 disables it).
+        create_schema: on first use, create the schema on an empty database by running the
+            migrations to head (a database at another revision is refused either way, naming
+            `agent-service migrate`). False: leave the schema entirely to `agent-service migrate`.
         **engine_kwargs: passed to `create_async_engine` (e.g. `pool_size`).
 
     Raises:
@@ -86,6 +94,7 @@ class DatabaseSessionService(BaseSessionService):
         *,
         engine: AsyncEngine | None = None,
         cache_size: int = 1000,
+        create_schema: bool = True,
         **engine_kwargs: Any,
     ) -> None:
         if cache_size < 0:
@@ -94,6 +103,9 @@ class DatabaseSessionService(BaseSessionService):
         self._engine = engine
         self._sql = SessionSql.for_engine(engine)
         self._cache = SessionCache(cache_size)
+        # First use checks the schema once (see `migration.prepare_schema`).
+        self._schema_checked = not create_schema
+        self._schema_lock = asyncio.Lock()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -107,7 +119,7 @@ class DatabaseSessionService(BaseSessionService):
 
     def database_errors(self) -> AbstractAsyncContextManager[None]:
         """Return a context that turns connection failures into DatabaseUnavailableError."""
-        return self._database()
+        return self._database("runs")
 
     async def postgres_fetchrow(self, query: str, *args: Any) -> Any:
         """Run one statement (asyncpg `$n` parameters) on the hot-path connections; return its
@@ -120,7 +132,7 @@ class DatabaseSessionService(BaseSessionService):
         sql = self._sql
         if not isinstance(sql, PostgresSql):
             raise TypeError("postgres_fetchrow needs a Postgres database")
-        async with self._database():
+        async with self._database("runs"):
             return await sql.fetchrow(query, *args)
 
     async def ping(self) -> None:
@@ -129,7 +141,7 @@ class DatabaseSessionService(BaseSessionService):
         Raises:
             DatabaseUnavailableError: it does not.
         """
-        async with self._database():
+        async with self._database("ping"):
             await self._sql.ping()
 
     async def close(self) -> None:
@@ -154,7 +166,7 @@ class DatabaseSessionService(BaseSessionService):
         key = (app_name, user_id, sid)
         now = time.time()
         try:
-            async with self._database():
+            async with self._database("create_session"):
                 app_state, user_state = await self._sql.create(
                     key, session_state, app_delta, user_delta, now
                 )
@@ -202,7 +214,7 @@ class DatabaseSessionService(BaseSessionService):
         entry = self._cache.get(key)
         window = _window(config, entry)
         cached_state = entry.state if entry is not None else {}
-        async with self._database():
+        async with self._database("get_session"):
             loaded = await self._sql.load(key, window)
         if loaded is None:
             self._cache.discard(key)
@@ -227,7 +239,7 @@ class DatabaseSessionService(BaseSessionService):
         if size < 0:
             raise InvalidRequestError("page_size must be positive.")
         after = decode_page_token(page_token) if page_token else None
-        async with self._database():
+        async with self._database("list_sessions"):
             rows = await self._sql.list_sessions(app_name, user_id, after, size + 1)
         page = rows[:size]
         sessions = [
@@ -249,7 +261,7 @@ class DatabaseSessionService(BaseSessionService):
         """Delete the session and its events if it exists."""
         key = (app_name, user_id, session_id)
         self._cache.discard(key)
-        async with self._database():
+        async with self._database("delete_session"):
             await self._sql.delete(key)
         self._cache.discard(key)  # a get_session may have re-cached it meanwhile
 
@@ -307,7 +319,7 @@ class DatabaseSessionService(BaseSessionService):
                 user_delta=user_delta,
                 fence=fence,
             )
-            async with self._database():
+            async with self._database("append_event"):
                 create_time = await self._sql.append(row)
                 if create_time is None:
                     current = await self._sql.current_seq(key)
@@ -335,7 +347,7 @@ class DatabaseSessionService(BaseSessionService):
     async def _event_jsons(self, key: SessionKey, after_seq: int, limit: int | None) -> list[str]:
         if limit is not None and limit < 0:
             raise InvalidRequestError("limit must be 0 or more.")
-        async with self._database():
+        async with self._database("list_events"):
             jsons = await self._sql.list_events(
                 key,
                 min(max(after_seq, 0), NO_LIMIT),  # keep SQL within BIGINT
@@ -409,10 +421,19 @@ class DatabaseSessionService(BaseSessionService):
                 entry.state = {**entry.state, **session_delta}
         # else: the entry is behind; the next load fetches what it misses.
 
+    async def _check_schema(self) -> None:
+        async with self._schema_lock:
+            if not self._schema_checked:
+                await prepare_schema(self._engine)
+                self._schema_checked = True
+
     @asynccontextmanager
-    async def _database(self) -> AsyncIterator[None]:
-        """Translate connection failures into DatabaseUnavailableError."""
+    async def _database(self, operation: str) -> AsyncIterator[None]:
+        """Time the statements of `operation`; translate connection failures."""
+        started = time.perf_counter()
         try:
+            if not self._schema_checked:
+                await self._check_schema()
             yield
         except AgentServiceError:
             raise
@@ -420,7 +441,10 @@ class DatabaseSessionService(BaseSessionService):
             translated = unavailable_error(exc, self._engine.url)
             if translated is None:
                 raise
+            metrics.database_unavailable(operation)
             raise translated from exc
+        finally:
+            metrics.store_call(operation, time.perf_counter() - started)
 
 
 def _window(config: GetSessionConfig | None, entry: CachedSession | None) -> Window:
