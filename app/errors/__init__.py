@@ -3,12 +3,15 @@
 AgentServiceError
     NotFoundError               AppNotFoundError, SessionNotFoundError, ArtifactNotFoundError
     ConflictError               AlreadyExistsError (= SessionExistsError), RunInProgressError,
-                                StaleSessionError
+                                StaleSessionError, RunFinishedError, RunCancelledError,
+                                RunLostError
     InvalidRequestError
     ModelError
     DatabaseUnavailableError
     PayloadTooLargeError
     LlmCallsLimitExceededError
+    ShuttingDownError
+    RunNotFoundError (a NotFoundError)
 
 The errors the seeds document as `ValueError`s (missing session, duplicate id, stale session)
 also subclass `ValueError`, so code written against the seeds keeps working.
@@ -99,6 +102,44 @@ class RunInProgressError(ConflictError):
     """Another run is already in progress on this session."""
 
     code = "run_in_progress"
+    retry_after: int = 1
+    """Seconds a client should wait before retrying (the `Retry-After` header)."""
+
+
+class RunFinishedError(ConflictError):
+    """The run already ended, so it cannot be cancelled."""
+
+    code = "run_finished"
+
+
+class RunCancelledError(ConflictError):
+    """The run was cancelled (through the API, or by a newer run's `interrupt`)."""
+
+    code = "run_cancelled"
+
+
+class RunLostError(ConflictError):
+    """The run no longer holds its session (its lease expired, or it was sealed by another
+    replica), so its appends are refused."""
+
+    code = "run_lost"
+
+
+class RunNotFoundError(NotFoundError):
+    """No run with that invocation id on that session."""
+
+    code = "run_not_found"
+
+    def __init__(self, invocation_id: str) -> None:
+        super().__init__(f"Run not found: {invocation_id}")
+        self.invocation_id = invocation_id
+
+
+class ShuttingDownError(AgentServiceError):
+    """The server is draining before it stops; new runs go to another replica."""
+
+    code = "shutting_down"
+    retry_after: int = 1
 
 
 class ModelError(AgentServiceError):

@@ -8,10 +8,17 @@ the separate existence query a dependency would need on every run. Once the runn
 user's event, though, every failure is reported in-band (`event: error` then `end`; in JSON
 mode the problem body with the events so far): a plain HTTP error means nothing was stored.
 
+Before the run starts, the runs layer takes the session for the invocation (`RunManager.begin`:
+409 `run_in_progress` before anything is stored, or a wait in the queue), and the Runner is
+driven inside `fenced(token)`, so its appends are refused once the run lost the session. The
+run is recorded as ended *before* the last frame is sent, so a client may start the next run
+as soon as it reads `end`.
+
 A second task owned by the response (cancelled when the run ends) watches for the client
 disconnecting (and, for SSE, sends `: ping` comments while the run is idle). A disconnect
-cancels the run; cleanup then runs shielded and bounded, and answers any function call the
-run left open so the session stays usable.
+cancels the run (unless `onDisconnect` is `continue`: the run then finishes unobserved); a
+cancel through the runs layer does the same. Cleanup then runs shielded and bounded, and
+answers any function call the run left open so the session stays usable.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 from google.genai import types
@@ -30,19 +38,33 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.agents import RunConfig
-from app.errors import AgentServiceError, AlreadyExistsError, SessionNotFoundError
+from app.errors import (
+    AgentServiceError,
+    AlreadyExistsError,
+    RunCancelledError,
+    SessionNotFoundError,
+)
 from app.events.event import Event
 from app.runners import Runner
+from app.runs import (
+    CANCELLED_RESPONSE,
+    ActiveRun,
+    CancelReason,
+    MultitaskStrategy,
+    RunManager,
+    RunStatus,
+)
+from app.runs.manager import LOST_PROBLEM
 from app.server import _sse
 from app.server.errors import problem_for
-from app.server.registry import RunnerRegistry
+from app.sessions.fence import fenced
 
 logger = logging.getLogger(__name__)
 
 CLEANUP_TIMEOUT_SECONDS = 5.0
 """Bound on the shielded cleanup after a cancelled run."""
 
-CANCELLED_RESPONSE = {"error": "cancelled: the client disconnected"}
+DISCONNECTED_RESPONSE = {"error": "cancelled: the client disconnected"}
 """Function response stored for calls a disconnected run left unanswered."""
 
 _RECENT_EVENTS_FOR_REPAIR = 20
@@ -52,17 +74,37 @@ _RECENT_EVENTS_FOR_REPAIR = 20
 class RunArgs:
     """What one run needs, resolved from the request by the route."""
 
-    registry: RunnerRegistry
+    runs: RunManager
     runner: Runner
     app_name: str
     user_id: str
     session_id: str
     new_message: types.Content | None
     state_delta: dict[str, Any] | None
-    invocation_id: str | None
+    invocation_id: str
+    resume: bool
+    """Whether `invocation_id` came from the client (a resumed invocation)."""
     run_config: RunConfig
     create_session: bool
     keepalive_seconds: float = 15.0
+    strategy: MultitaskStrategy = MultitaskStrategy.REJECT
+    continue_on_disconnect: bool = False
+    request: dict[str, Any] | None = None
+    """The request as JSON, stored with a queued run."""
+
+    @property
+    def location(self) -> str:
+        """The run's URL path (`Location` header)."""
+        parts = (self.app_name, self.user_id, self.session_id, self.invocation_id)
+        app, uid, sid, inv = (quote(part, safe="") for part in parts)
+        return f"/apps/{app}/users/{uid}/sessions/{sid}/runs/{inv}"
+
+    def run_headers(self) -> list[tuple[bytes, bytes]]:
+        """`Location` and `X-Invocation-Id`."""
+        return [
+            (b"location", self.location.encode()),
+            (b"x-invocation-id", quote(self.invocation_id, safe="").encode()),
+        ]
 
 
 @dataclass
@@ -89,11 +131,10 @@ class _RunResponse(Response):
         self.last_send = time.monotonic()
         self._send: Send | None = None
         self._early_error: BaseException | None = None
+        self.run: ActiveRun | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        args = self.args
         self._send = send
-        key = args.registry.claim_session(args.app_name, args.user_id, args.session_id)
         task = asyncio.current_task()
         assert task is not None
         # A plain asyncio task, not an anyio task group: this runs once per request and the
@@ -102,12 +143,12 @@ class _RunResponse(Response):
         try:
             await self._drive()
         except asyncio.CancelledError:
-            # Absorb only the cancellation the watcher requested (client gone).
-            if not self.disconnected or task.uncancel() > 0:
+            # Absorb only the cancellation we requested (client gone, run cancelled).
+            stopped = self.run is not None and self.run.cancel_reason is not None
+            if not (self.disconnected or stopped) or task.uncancel() > 0:
                 raise
         finally:
             watcher.cancel()
-            args.registry.release_session(key)
         if self._early_error is not None:
             # Nothing was sent: the app's error handlers answer with the right status.
             raise self._early_error
@@ -168,7 +209,72 @@ class _RunResponse(Response):
         except StopAsyncIteration:
             return events, None
 
+    async def _begin(self) -> ActiveRun:
+        """Take the session for this invocation (creating the session when asked to)."""
+        args = self.args
+        key = (args.app_name, args.user_id, args.session_id)
+        begin = args.runs.begin
+        try:
+            return await begin(
+                key, args.invocation_id, strategy=args.strategy, request=args.request
+            )
+        except SessionNotFoundError:
+            if not (args.create_session or args.runner.auto_create_session):
+                raise
+        with contextlib.suppress(AlreadyExistsError):  # created concurrently: run on it
+            await args.runner.session_service.create_session(
+                app_name=args.app_name, user_id=args.user_id, session_id=args.session_id
+            )
+        return await begin(key, args.invocation_id, strategy=args.strategy, request=args.request)
+
     async def _drive(self) -> None:
+        try:
+            run = await self._begin()
+        except Exception as exc:  # noqa: BLE001 - a 4xx before any byte, else in-band
+            if not self.started:
+                self._early_error = exc  # re-raised by __call__ before any byte
+                return
+            # The watcher started the stream while the request waited in the queue.
+            if isinstance(exc, RunCancelledError):
+                await self._on_cancelled()
+                return
+            _log_run_error(self.args, exc)
+            await self._on_finish(exc)
+            return
+        self.run = run
+        runs = self.args.runs
+        try:
+            with fenced(run.fence):
+                error = await self._drive_run(run)
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):
+                reason = run.cancel_reason
+                if reason is CancelReason.LOST:
+                    await runs.finish(run, RunStatus.ERROR, error=LOST_PROBLEM)
+                else:
+                    await runs.finish(run, RunStatus.CANCELLED, last_seq=self.progress.last_seq)
+                if not self.disconnected:
+                    await self._start()
+                    await self._on_cancelled()
+            raise
+        except BaseException:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):
+                await runs.finish(run, RunStatus.ERROR, error=problem_for(Exception()))
+            raise
+        if self._early_error is not None:
+            await runs.finish(run, RunStatus.ERROR, error=problem_for(self._early_error))
+            return
+        if error is None:
+            await runs.finish(run, RunStatus.COMPLETED, last_seq=self.progress.last_seq)
+        else:
+            await runs.finish(
+                run, RunStatus.ERROR, last_seq=self.progress.last_seq, error=problem_for(error)
+            )
+        await self._start()  # a run that failed before its first event still answers in-band
+        await self._on_finish(error)
+
+    async def _drive_run(self, run: ActiveRun) -> BaseException | None:
+        """Drive the Runner; return the error it ended with (in-band), or None."""
         events: Any = None
         error: BaseException | None = None
         try:
@@ -177,7 +283,7 @@ class _RunResponse(Response):
             except Exception as exc:
                 if not self.started and not self.progress.user_event_stored:
                     self._early_error = exc  # nothing stored: __call__ re-raises it
-                    return
+                    return None
                 raise  # stored, or the watcher already started the response: in-band
             await self._start()
             if first is not None:
@@ -187,15 +293,14 @@ class _RunResponse(Response):
         except asyncio.CancelledError:
             # Shielded (an enclosing anyio scope may be cancelled too) and bounded.
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):
-                await self._cleanup_cancelled(events)
+                await self._cleanup_cancelled(events, run)
             raise
         except Exception as exc:  # noqa: BLE001 - reported in-band
             error = exc
             _log_run_error(self.args, exc)
         if events is not None:
             await events.aclose()
-        await self._start()  # a run that failed before its first event still answers in-band
-        await self._on_finish(error)
+        return error
 
     async def _start(self) -> None:
         """Send the response head once (the run or the idle watcher may get here first)."""
@@ -205,46 +310,38 @@ class _RunResponse(Response):
 
     async def _deliver(self, event: Event) -> None:
         progress = self.progress
-        if progress.invocation_id is None:
-            progress.invocation_id = event.invocation_id
         if event.seq is not None and not event.partial:
             progress.last_seq = event.seq
-        await self._on_event(event)
+        if self.run is not None:
+            self.args.runs.published(self.run, event)
+        if not self.disconnected:
+            await self._on_event(event)
 
-    async def _cleanup_cancelled(self, events: Any) -> None:
-        """Stop the run, answer the calls it left open, and end the stream if we still can."""
+    async def _cleanup_cancelled(self, events: Any, run: ActiveRun) -> None:
+        """Stop the run and answer the calls it left open (while it still holds the session)."""
         if events is not None:
             try:
                 await events.aclose()
             except Exception:
                 logger.exception("closing a cancelled run failed session=%s", self.args.session_id)
+        if run.cancel_reason is CancelReason.LOST:
+            return  # the session is no longer ours to write; whoever sealed it answers
+        response = DISCONNECTED_RESPONSE if run.cancel_reason is None else CANCELLED_RESPONSE
         try:
-            await self._answer_dangling_calls()
+            answered = await self.args.runs.answer_open_calls(run, response)
         except Exception:
             logger.exception("repairing a cancelled run failed session=%s", self.args.session_id)
-        if self.started and not self.disconnected:
-            await self._on_cancelled()
-
-    async def _on_cancelled(self) -> None:
-        """Tell a still-connected client that the run was cancelled (server shutdown)."""
-
-    async def _answer_dangling_calls(self) -> None:
-        """Append an error function response for each call the cancelled run left open."""
-        args = self.args
-        answered = await args.runner.answer_open_calls(
-            user_id=args.user_id,
-            session_id=args.session_id,
-            invocation_id=self.progress.invocation_id,
-            response=CANCELLED_RESPONSE,
-            recent_events=_RECENT_EVENTS_FOR_REPAIR,
-        )
+            return
         if answered:
             logger.info(
                 "answered calls left open by a cancelled run session=%s invocation=%s calls=%d",
-                args.session_id,
-                self.progress.invocation_id,
+                self.args.session_id,
+                run.invocation_id,
                 answered,
             )
+
+    async def _on_cancelled(self) -> None:
+        """Tell a still-connected client that the run was cancelled (server shutdown)."""
 
     async def _watch(self, receive: Receive, run_task: asyncio.Task[Any]) -> None:
         """Cancel the run when the client goes away; call `_on_idle` while it is quiet."""
@@ -260,13 +357,15 @@ class _RunResponse(Response):
                 continue
             if message["type"] == "http.disconnect":
                 self.disconnected = True
-                run_task.cancel()
+                if not self.args.continue_on_disconnect or self.run is None:
+                    run_task.cancel()
                 return
 
     async def _send_bytes(self, body: bytes) -> None:
         assert self._send is not None
         self.last_send = time.monotonic()
-        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+        if not self.disconnected:
+            await self._send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 class SSERunResponse(_RunResponse):
@@ -276,7 +375,8 @@ class SSERunResponse(_RunResponse):
 
     async def _on_start(self) -> None:
         assert self._send is not None
-        await self._send({"type": "http.response.start", "status": 200, "headers": _sse.HEADERS})
+        headers = _sse.HEADERS + self.args.run_headers()
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
 
     async def _on_event(self, event: Event) -> None:
         await self._send_bytes(_sse.event_frame(event))
@@ -293,13 +393,13 @@ class SSERunResponse(_RunResponse):
         if error is not None:
             tail = _sse.error_frame(problem_for(error))
         reason = "completed" if error is None else "error"
-        tail += _sse.end_frame(progress.invocation_id, progress.last_seq, reason)
+        tail += _sse.end_frame(self.args.invocation_id, progress.last_seq, reason)
         assert self._send is not None
-        await self._send({"type": "http.response.body", "body": tail, "more_body": False})
+        if not self.disconnected:
+            await self._send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _on_cancelled(self) -> None:
-        progress = self.progress
-        frame = _sse.end_frame(progress.invocation_id, progress.last_seq, "cancelled")
+        frame = _sse.end_frame(self.args.invocation_id, self.progress.last_seq, "cancelled")
         assert self._send is not None
         await self._send({"type": "http.response.body", "body": frame, "more_body": False})
 
@@ -317,7 +417,12 @@ class JSONRunResponse(_RunResponse):
         if not event.partial:
             self._encoded.append(event.to_json().encode())
 
+    async def _on_cancelled(self) -> None:
+        await self._on_finish(RunCancelledError("The run was cancelled."))
+
     async def _on_finish(self, error: BaseException | None) -> None:
+        if self.disconnected:
+            return
         events = b"[" + b",".join(self._encoded) + b"]"
         if error is None:
             status = 200
@@ -336,6 +441,7 @@ class JSONRunResponse(_RunResponse):
                 "headers": [
                     (b"content-type", media_type),
                     (b"content-length", str(len(body)).encode()),
+                    *self.args.run_headers(),
                 ],
             }
         )

@@ -22,7 +22,17 @@ import app as app_package
 from app.artifacts import BaseArtifactService, DatabaseArtifactService, InMemoryArtifactService
 from app.errors import ConfigError
 from app.memory import InMemoryMemoryService
+from app.runs import (
+    LocalNotifier,
+    MemoryRunStore,
+    PostgresNotifier,
+    RunManager,
+    RunNotifier,
+    RunStore,
+    SqlRunStore,
+)
 from app.server.deps import Services
+from app.server.drain import Drainer
 from app.server.errors import install_error_handlers
 from app.server.limits import RequestLimitsMiddleware
 from app.server.loader import BrokenApp, load_agents
@@ -116,9 +126,12 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         # flows/contents.py): cyclic garbage would now wait much longer to be freed.
         previous = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
+        drainer = Drainer(services.runs, settings.drain_seconds)
+        drainer.install()
         try:
             yield
         finally:
+            await drainer.uninstall()
             gc.set_threshold(*previous)
             await close_services(services)
 
@@ -153,6 +166,7 @@ async def build_services(settings: Settings) -> Services:
         raise
     try:
         authenticator = build_authenticator(settings, sessions)
+        runs = await open_run_manager(settings, sessions, registry)
     except BaseException:
         await registry.close()
         await sessions.close()
@@ -170,6 +184,7 @@ async def build_services(settings: Settings) -> Services:
         artifacts=artifacts,
         memory=memory,
         runners=registry,
+        runs=runs,
         check_ready=check_ready,
         authenticator=authenticator,
     )
@@ -219,9 +234,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+async def open_run_manager(
+    settings: Settings, sessions: BaseSessionService, registry: RunnerRegistry
+) -> RunManager:
+    """Start the runs layer on the session store: the database's, or in process."""
+    store: RunStore
+    notifier: RunNotifier
+    if isinstance(sessions, DatabaseSessionService):
+        store = SqlRunStore(sessions)
+        if sessions.engine.dialect.name == "postgresql":
+            notifier = PostgresNotifier(sessions.engine.url)
+        else:
+            notifier = LocalNotifier()
+    else:
+        store = MemoryRunStore(sessions)
+        notifier = LocalNotifier()
+    manager = RunManager(store, notifier, registry.runner, lease_seconds=settings.run_lease_seconds)
+    await manager.start()
+    return manager
+
+
 async def close_services(services: Services) -> None:
     """Close the Runners, then the stores they use."""
     try:
+        await services.runs.close()
         await services.runners.close()
     finally:
         await services.artifacts.close()

@@ -22,6 +22,7 @@ from app.ids import (
     SESSION_ID_RULE,
 )
 from app.memory import BaseMemoryService
+from app.runs import RunManager
 from app.server.errors import UnsupportedMediaTypeError
 from app.server.registry import RunnerRegistry
 from app.server.security.authenticator import Authenticator
@@ -40,6 +41,7 @@ class Services:
     artifacts: BaseArtifactService
     memory: BaseMemoryService
     runners: RunnerRegistry
+    runs: RunManager
     check_ready: Callable[[], Awaitable[None]]
     """Raise DatabaseUnavailableError unless the database answers and its schema is current."""
     authenticator: Authenticator | None = None

@@ -26,6 +26,7 @@ from app.errors import (
     ModelError,
     NotFoundError,
     PayloadTooLargeError,
+    ShuttingDownError,
 )
 from app.observability import logs
 from app.server.security.principal import ForbiddenError, UnauthenticatedError
@@ -65,6 +66,7 @@ _STATUS: dict[type[AgentServiceError], int] = {
     ModelError: 502,
     DatabaseUnavailableError: 503,
     AppUnavailableError: 503,
+    ShuttingDownError: 503,
 }
 
 # Codes for errors the framework raises itself (routing, method, body parsing).
@@ -127,6 +129,9 @@ async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
     response = problem(body["status"], body["code"], body["detail"])
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="agent-service"'
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 

@@ -83,7 +83,7 @@ def correct(document: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("503", {"description": _UNAVAILABLE})
             if operation.get("parameters") or "requestBody" in operation:
                 responses["422"] = {"description": _INVALID}
-            if path.endswith("/sessions") and method == "get":
+            if path.endswith(("/sessions", "/runs")) and method == "get":
                 responses["400"] = {"description": "The `pageToken` is not one we issued."}
             for status, response in responses.items():
                 if int(status) >= 400:

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.agents import BaseAgent
 from app.artifacts import BaseArtifactService
-from app.errors import AppNotFoundError, RunInProgressError
+from app.errors import AppNotFoundError
 from app.memory import BaseMemoryService
 from app.runners import Runner
 from app.server.errors import AppUnavailableError
@@ -56,7 +56,6 @@ class RunnerRegistry:
                 description=entry.root_agent.description,
                 root_agent=describe_agent(entry.root_agent),
             )
-        self._running: set[tuple[str, str, str]] = set()
 
     def runner(self, app_name: str) -> Runner:
         """Return the app's Runner.
@@ -92,24 +91,6 @@ class RunnerRegistry:
     def names(self) -> list[str]:
         """Names of the apps that loaded."""
         return sorted(self._runners)
-
-    # Per-session run exclusivity (one process; replicas are kept apart by StaleSessionError).
-
-    def claim_session(self, app_name: str, user_id: str, session_id: str) -> tuple[str, str, str]:
-        """Mark a session as running.
-
-        Raises:
-            RunInProgressError: a run on that session is already in progress here.
-        """
-        key = (app_name, user_id, session_id)
-        if key in self._running:
-            raise RunInProgressError(f"A run is already in progress on session {session_id}.")
-        self._running.add(key)
-        return key
-
-    def release_session(self, key: tuple[str, str, str]) -> None:
-        """Mark a session as idle again."""
-        self._running.discard(key)
 
     async def close(self) -> None:
         """Close every Runner (their plugins and toolsets)."""

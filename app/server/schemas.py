@@ -131,6 +131,13 @@ class RunRequest(_In):
     run_config: RunConfigRequest | None = None
     """Run options (safe subset)."""
 
+    multitask_strategy: Literal["reject", "enqueue", "interrupt"] = "reject"
+    """When the session already has an active run: answer 409 (`reject`), wait for the turn
+    of this request in a FIFO queue (`enqueue`), or cancel the active run (`interrupt`)."""
+
+    on_disconnect: Literal["cancel", "continue"] = "cancel"
+    """When the client goes away: cancel the run, or let it finish and be stored."""
+
     @field_validator("new_message")
     @classmethod
     def _user_message(cls, value: types.Content | None) -> types.Content | None:
@@ -286,3 +293,25 @@ __all__ = [
     "SessionSummaryOut",
     "ToolOut",
 ]
+
+
+class RunOut(_Out):
+    """`GET .../runs/{invocationId}`: one run (invocation) of a session."""
+
+    invocation_id: str
+    status: Literal["queued", "running", "completed", "error", "cancelled"]
+    create_time: float
+    """Seconds since the epoch."""
+    start_time: float | None = None
+    end_time: float | None = None
+    last_seq: int | None = None
+    """`seq` of the run's last stored event."""
+    error: dict[str, Any] | None = None
+    """The problem the run ended with (status `error`)."""
+
+
+class RunListOut(_Out):
+    """`GET .../runs`: a page of runs, newest first."""
+
+    runs: list[RunOut]
+    next_page_token: str | None = None

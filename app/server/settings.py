@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     keepalive_seconds: float = Field(default=15.0, gt=0, le=3600)
     """Idle time after which an SSE stream gets a `: ping` comment."""
 
+    run_lease_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """How long a run's lease lasts unless renewed; a dead replica's runs are sealed after it."""
+
+    drain_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """On SIGTERM, how long running runs get to finish before they are cancelled."""
+
     auth: str = "none"
     """Who may call: `none`, `api_key`, `jwt` or `api_key,jwt` (either credential)."""
 

@@ -104,6 +104,8 @@ class NewEvent:
     session_delta: dict[str, Any]
     app_delta: dict[str, Any]
     user_delta: dict[str, Any]
+    fence: int | None = None
+    """When set, the append also requires the session's fencing token to equal it."""
 
     def params(self) -> dict[str, Any]:
         """Bind parameters shared by both dialects' append statements."""
@@ -118,6 +120,7 @@ class NewEvent:
             "author": self.author,
             "ts": self.timestamp,
             "event_json": self.event_json,
+            "fence": self.fence,
         }
 
 
@@ -175,12 +178,11 @@ class SessionSql(abc.ABC):
             SessionExistsError: the session exists (and nothing was written).
         """
 
-    async def current_seq(self, key: SessionKey) -> int | None:
-        """Return the stored seq, or None when the session does not exist."""
+    async def current_seq(self, key: SessionKey) -> tuple[int, int] | None:
+        """Return the stored (seq, fence), or None when the session does not exist."""
         async with self.engine.connect() as conn:
-            result = await conn.execute(_SEQ, _key_params(key))
-            seq: int | None = result.scalar_one_or_none()
-            return seq
+            row = (await conn.execute(_SEQ_FENCE, _key_params(key))).one_or_none()
+            return None if row is None else (int(row[0]), int(row[1]))
 
     async def delete(self, key: SessionKey) -> None:
         """Delete the session; its events go with it (ON DELETE CASCADE)."""
@@ -262,7 +264,7 @@ class PostgresSql(SessionSql):
         # ran, and these statements return no composite types that could raise it.)
         self._stale_statement = asyncpg.InvalidCachedStatementError
         self._connections = HotConnections(engine)
-        self._append_sql: dict[tuple[bool, bool, bool], str] = {}
+        self._append_sql: dict[tuple[bool, bool, bool, bool], str] = {}
         self._create_sql: dict[tuple[bool, bool], str] = {}
 
     async def _fetchrow(self, query: str, *args: Any) -> Any:
@@ -287,6 +289,10 @@ class PostgresSql(SessionSql):
             raise
         await self._connections.release(connection)
         return row
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        """Run one hot-path statement of another package on the same connections ($n params)."""
+        return await self._fetchrow(query, *args)
 
     async def close(self) -> None:
         """Return the connections kept for the hot paths to the pool."""
@@ -318,7 +324,12 @@ class PostgresSql(SessionSql):
 
     async def append(self, event: NewEvent) -> float | None:
         """One statement: guarded seq bump, state merge, event insert, app/user upserts."""
-        flags = (bool(event.session_delta), bool(event.app_delta), bool(event.user_delta))
+        flags = (
+            bool(event.session_delta),
+            bool(event.app_delta),
+            bool(event.user_delta),
+            event.fence is not None,
+        )
         query = self._append_sql.get(flags)
         if query is None:
             query = self._append_sql[flags] = _pg_append_statement(*flags)
@@ -334,6 +345,8 @@ class PostgresSql(SessionSql):
         for delta in (event.session_delta, event.app_delta, event.user_delta):
             if delta:
                 args.append(dumps_json(delta))
+        if event.fence is not None:
+            args.append(event.fence)
         row = await self._fetchrow(query, *args)
         return None if row is None else float(row[0])
 
@@ -450,10 +463,11 @@ class SqliteSql(SessionSql):
         params = event.params()
         async with self.write_transaction() as conn:
             delta = event.session_delta
+            fenced = event.fence is not None
             if not delta:
-                stmt = _SQLITE_BUMP
+                stmt = _SQLITE_BUMPS["bump", fenced]
             elif _merge_patch_safe(delta):
-                stmt = _SQLITE_BUMP_PATCH
+                stmt = _SQLITE_BUMPS["patch", fenced]
                 params["delta"] = dumps_json(delta)
             else:
                 # json_patch would drop None values and deep-merge dicts; merge in Python. Safe:
@@ -462,7 +476,7 @@ class SqliteSql(SessionSql):
                 stored = result.scalar_one_or_none()
                 if stored is None:
                     return None
-                stmt = _SQLITE_BUMP_REPLACE
+                stmt = _SQLITE_BUMPS["replace", fenced]
                 params["state"] = dumps_json({**json.loads(stored), **delta})
             create_time = (await conn.execute(stmt, params)).scalar_one_or_none()
             if create_time is None:
@@ -551,6 +565,7 @@ def _window_params(window: Window) -> dict[str, Any]:
 _KEY_WHERE = "s.app_name = :app AND s.user_id = :user AND s.id = :sid"
 
 _SEQ = sa.text(f"SELECT s.seq FROM sessions s WHERE {_KEY_WHERE}")
+_SEQ_FENCE = sa.text(f"SELECT s.seq, s.fence FROM sessions s WHERE {_KEY_WHERE}")
 
 _DELETE = sa.text("DELETE FROM sessions WHERE app_name = :app AND user_id = :user AND id = :sid")
 
@@ -615,21 +630,27 @@ _PG_MERGE_USER_STATE = """
      SET state = user_states.state || excluded.state, update_time = excluded.update_time"""
 
 
-def _pg_append_statement(session_delta: bool, app_delta: bool, user_delta: bool) -> str:
+def _pg_append_statement(
+    session_delta: bool, app_delta: bool, user_delta: bool, fenced: bool = False
+) -> str:
     """Build the single-statement append for one combination of deltas.
 
     Parameters: $1-$3 the key, $4 expected seq, $5 event id, $6 invocation id, $7 author,
-    $8 timestamp, $9 event JSON, then the JSON of each delta present (session, app, user).
-    Every part reads from `s`, the guarded UPDATE: when the seq moved on (stale) or the row is
-    gone, `s` is empty, and the statement writes nothing and returns no row.
+    $8 timestamp, $9 event JSON, then the JSON of each delta present (session, app, user),
+    then the fencing token when `fenced`. Every part reads from `s`, the guarded UPDATE: when
+    the seq moved on (stale), the fence moved on (the run lost the session) or the row is gone,
+    `s` is empty, and the statement writes nothing and returns no row.
     """
-    deltas = iter(range(10, 13))
+    deltas = iter(range(10, 14))
     set_state = f", state = sessions.state || ${next(deltas)}::jsonb" if session_delta else ""
+    app_param = f"${next(deltas)}::jsonb" if app_delta else ""
+    user_param = f"${next(deltas)}::jsonb" if user_delta else ""
+    fence_guard = f" AND fence = ${next(deltas)}::int8" if fenced else ""
     ctes = [
         f"""s AS (
   UPDATE sessions
      SET seq = seq + 1, update_time = $8::float8{set_state}
-   WHERE app_name = $1 AND user_id = $2 AND id = $3 AND seq = $4::int8
+   WHERE app_name = $1 AND user_id = $2 AND id = $3 AND seq = $4::int8{fence_guard}
   RETURNING seq, create_time)""",
         """e AS (
   INSERT INTO events
@@ -641,13 +662,13 @@ def _pg_append_statement(session_delta: bool, app_delta: bool, user_delta: bool)
         ctes.append(
             f"""a AS (
   INSERT INTO app_states (app_name, state, update_time)
-  SELECT $1::text, ${next(deltas)}::jsonb, $8::float8 FROM s{_PG_MERGE_APP_STATE})"""
+  SELECT $1::text, {app_param}, $8::float8 FROM s{_PG_MERGE_APP_STATE})"""
         )
     if user_delta:
         ctes.append(
             f"""u AS (
   INSERT INTO user_states (app_name, user_id, state, update_time)
-  SELECT $1::text, $2::text, ${next(deltas)}::jsonb, $8::float8 FROM s{_PG_MERGE_USER_STATE})"""
+  SELECT $1::text, $2::text, {user_param}, $8::float8 FROM s{_PG_MERGE_USER_STATE})"""
         )
     return "WITH " + ",\n".join(ctes) + "\nSELECT create_time FROM s"
 
@@ -702,18 +723,24 @@ SELECT event_json FROM events
 
 _SQLITE_STATE = sa.text(f"SELECT s.state FROM sessions s WHERE {_KEY_WHERE}")
 
-_SQLITE_GUARD = (
-    " WHERE app_name = :app AND user_id = :user AND id = :sid AND seq = :expected"
-    " RETURNING create_time"
-)
-_SQLITE_BUMP = sa.text("UPDATE sessions SET seq = seq + 1, update_time = :ts" + _SQLITE_GUARD)
-_SQLITE_BUMP_PATCH = sa.text(
-    "UPDATE sessions SET seq = seq + 1, update_time = :ts, state = json_patch(state, :delta)"
-    + _SQLITE_GUARD
-)
-_SQLITE_BUMP_REPLACE = sa.text(
-    "UPDATE sessions SET seq = seq + 1, update_time = :ts, state = :state" + _SQLITE_GUARD
-)
+_SQLITE_GUARD = " WHERE app_name = :app AND user_id = :user AND id = :sid AND seq = :expected"
+_SQLITE_FENCE_GUARD = " AND fence = :fence"
+_SQLITE_RETURNING = " RETURNING create_time"
+_SQLITE_SET = {
+    "bump": "UPDATE sessions SET seq = seq + 1, update_time = :ts",
+    "patch": (
+        "UPDATE sessions SET seq = seq + 1, update_time = :ts, state = json_patch(state, :delta)"
+    ),
+    "replace": "UPDATE sessions SET seq = seq + 1, update_time = :ts, state = :state",
+}
+# (how the state changes, fenced) -> the guarded UPDATE.
+_SQLITE_BUMPS = {
+    (kind, fenced): sa.text(
+        head + _SQLITE_GUARD + (_SQLITE_FENCE_GUARD if fenced else "") + _SQLITE_RETURNING
+    )
+    for kind, head in _SQLITE_SET.items()
+    for fenced in (False, True)
+}
 
 _SQLITE_INSERT_EVENT = sa.text(
     """

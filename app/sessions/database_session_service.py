@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +29,7 @@ from app.errors import (
     AlreadyExistsError,
     ConfigError,
     InvalidRequestError,
+    RunLostError,
     SessionNotFoundError,
     StaleSessionError,
 )
@@ -42,6 +43,7 @@ from app.sessions._sql import (
     NO_LIMIT,
     LoadedSession,
     NewEvent,
+    PostgresSql,
     SessionExistsError,
     SessionKey,
     SessionSql,
@@ -54,6 +56,7 @@ from app.sessions.base_session_service import (
     decode_page_token,
     encode_page_token,
 )
+from app.sessions.fence import current_fence
 from app.sessions.migration import prepare_schema
 from app.sessions.session import Session
 from app.sessions.state import split_state
@@ -108,6 +111,29 @@ class DatabaseSessionService(BaseSessionService):
     def engine(self) -> AsyncEngine:
         """The engine in use (e.g. for `app.sessions.migration.is_at_head`)."""
         return self._engine
+
+    @property
+    def write_engine(self) -> AsyncEngine:
+        """A view of `engine` (same pool) whose connections run real write transactions."""
+        return self._sql.tx_engine
+
+    def database_errors(self) -> AbstractAsyncContextManager[None]:
+        """Return a context that turns connection failures into DatabaseUnavailableError."""
+        return self._database("runs")
+
+    async def postgres_fetchrow(self, query: str, *args: Any) -> Any:
+        """Run one statement (asyncpg `$n` parameters) on the hot-path connections; return its
+        first row. Postgres only: for other packages' per-run statements (the runs layer),
+        where SQLAlchemy's statement layer would cost more than the statement.
+
+        Raises:
+            DatabaseUnavailableError: the database cannot be reached.
+        """
+        sql = self._sql
+        if not isinstance(sql, PostgresSql):
+            raise TypeError("postgres_fetchrow needs a Postgres database")
+        async with self._database("runs"):
+            return await sql.fetchrow(query, *args)
 
     async def ping(self) -> None:
         """Check that the database answers.
@@ -277,7 +303,8 @@ class DatabaseSessionService(BaseSessionService):
         # The new seq is known up front (the write succeeds only from `expected`), so the
         # stored JSON carries it and is never rewritten.
         event.seq = expected + 1
-        current_seq: int | None = None
+        fence = current_fence()
+        current: tuple[int, int] | None = None
         try:
             row = NewEvent(
                 key=key,
@@ -290,21 +317,27 @@ class DatabaseSessionService(BaseSessionService):
                 session_delta=session_delta,
                 app_delta=app_delta,
                 user_delta=user_delta,
+                fence=fence,
             )
             async with self._database("append_event"):
                 create_time = await self._sql.append(row)
                 if create_time is None:
-                    current_seq = await self._sql.current_seq(key)
+                    current = await self._sql.current_seq(key)
         except BaseException:
             event.seq = previous_seq
             raise
         if create_time is None:
             event.seq = previous_seq
-            if current_seq is None:
+            if current is None:
                 self._cache.discard(key)
                 raise SessionNotFoundError(session.id)
+            if fence is not None and current[1] != fence:
+                raise RunLostError(
+                    f"This run no longer holds session {session.id}: it was sealed or taken "
+                    "over by another writer."
+                )
             raise StaleSessionError(
-                f"Session {session.id} was modified (seq {current_seq}) since this copy was "
+                f"Session {session.id} was modified (seq {current[0]}) since this copy was "
                 f"loaded (seq {expected}); reload it and retry."
             )
         self._remember_append(key, expected, create_time, event, session_delta)

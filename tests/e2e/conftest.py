@@ -24,7 +24,7 @@ AGENTS_FIXTURE = Path(__file__).resolve().parent / "agents_fixture"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The console script installed next to this interpreter (`pip install -e .` puts it there).
 AGENT_SERVICE = Path(sys.executable).with_name("agent-service")
-STARTUP_TIMEOUT_SECONDS = 30.0
+STARTUP_TIMEOUT_SECONDS = 60.0
 KEEPALIVE_SECONDS = 0.3
 
 
@@ -44,35 +44,56 @@ class ServerProcess:
 @pytest.fixture
 def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     """Start `agent-service serve` on a fresh migrated database."""
+    command = [str(AGENT_SERVICE), "serve", "--host", "127.0.0.1", "--port"]
+    running = start_server(command, pg_db_url, tmp_path / "server.log")
+    try:
+        _wait_healthy(running)
+        yield running
+    finally:
+        stop_server(running)
+
+
+def start_server(
+    command: list[str], db_url: str, log_path: Path, **env_overrides: str
+) -> ServerProcess:
+    """Start `command + [port]` as a server process on `db_url` (the test agents, short timers)."""
     port = free_port()
     env = {
         **os.environ,
-        "AGENT_SERVICE_DATABASE_URL": pg_db_url,
+        "AGENT_SERVICE_DATABASE_URL": db_url,
         "AGENT_SERVICE_AGENTS_DIR": str(AGENTS_FIXTURE),
         "AGENT_SERVICE_KEEPALIVE_SECONDS": str(KEEPALIVE_SECONDS),
         "AGENT_SERVICE_MAX_BODY_BYTES": "65536",
         "AGENT_SERVICE_LOG_LEVEL": "warning",
+        **env_overrides,
     }
-    log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(AGENT_SERVICE), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*command, str(port)],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    running = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+    return ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+
+
+def stop_server(server: ServerProcess) -> None:
+    """Stop a server (SIGTERM, then SIGKILL after 10 s) unless it already exited."""
+    process = server.process
+    if process.poll() is not None:
+        return
+    process.terminate()
     try:
-        _wait_healthy(running)
-        yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_healthy(server: ServerProcess) -> None:
+    """Wait until the server answers /healthz (fails the test if it exits first)."""
+    _wait_healthy(server)
 
 
 def _wait_healthy(server: ServerProcess) -> None:

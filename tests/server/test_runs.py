@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from app.runs import RunStatus
+
 from .helpers import assert_problem, message, parse_sse, services_of
 
 BASE = "/apps/scripted/users/u1/sessions"
@@ -261,13 +263,16 @@ async def test_json_mode_error_carries_the_stored_events(client: httpx.AsyncClie
 
 async def test_second_run_on_a_busy_session_is_409(client: httpx.AsyncClient) -> None:
     await client.post(BASE, json={"sessionId": "s"})
-    registry = services_of(client).runners
-    key = registry.claim_session("scripted", "u1", "s")  # as if a run were streaming
+    runs = services_of(client).runs
+    active = await runs.begin(("scripted", "u1", "s"), "e-held")  # as if a run were streaming
     try:
         response = await _sse(client, "s", {"newMessage": message("chat")})
         assert_problem(response, 409, "run_in_progress")
+        assert response.headers["retry-after"] == "1"
+        stored = await client.get(BASE + "/s/events")
+        assert stored.json()["events"] == []  # refused before the user's message was stored
     finally:
-        registry.release_session(key)
+        await runs.finish(active, RunStatus.COMPLETED)
     assert (await _sse(client, "s", {"newMessage": message("chat")})).status_code == 200
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.errors import ShuttingDownError
 from app.server.deps import ServicesDep
 from app.server.schemas import HealthOut, ProblemOut
 
@@ -18,6 +19,9 @@ async def healthz() -> HealthOut:
 
 @router.get("/readyz", responses={503: {"model": ProblemOut}})
 async def readyz(services: ServicesDep) -> HealthOut:
-    """Answer 200 when the schema is at the migration head and every table answers."""
+    """Answer 200 when the schema is at the migration head and every table answers; 503
+    `shutting_down` as soon as the server starts draining."""
+    if services.runs.draining:
+        raise ShuttingDownError("The server is shutting down.")
     await services.check_ready()
     return HealthOut(status="ok")

@@ -28,9 +28,11 @@ import contextlib
 import enum
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, WebSocket
 from google.genai import types
 from pydantic import ValidationError
@@ -40,9 +42,10 @@ from starlette.websockets import WebSocketState
 from app._genai_enums import strict_enums
 from app.agents import LiveRequest, LiveRequestQueue, RunConfig
 from app.errors import AlreadyExistsError, InvalidRequestError, SessionNotFoundError
-from app.events.event import Event
+from app.events.event import Event, new_invocation_id
 from app.ids import SESSION_ID_RULE, is_valid_segment_id
 from app.runners import Runner
+from app.runs import CancelReason, RunStatus
 from app.server.deps import ServicesDep
 from app.server.errors import problem_body, problem_for, status_of
 from app.server.text_checks import (
@@ -52,6 +55,7 @@ from app.server.text_checks import (
     may_hold_forbidden,
     printable,
 )
+from app.sessions.fence import fenced
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +76,7 @@ CANCELLED_RESPONSE = {"error": "cancelled: the client disconnected"}
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012
 CLOSE_TRY_AGAIN = 1013
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
@@ -89,26 +94,45 @@ async def live(websocket: WebSocket, app: str, uid: str, sid: str, services: Ser
     """Relay a live session between the client and the app's agent; see HTTP_API.md."""
     # Accept first: close codes (4404, 4400, ...) can only be sent on an open WebSocket.
     await websocket.accept()
-    registry = services.runners
-    key: tuple[str, str, str] | None = None
+    runs = services.runs
     try:
         modalities, create = _parse_query(websocket.query_params)
         for name, value in (("app", app), ("uid", uid), ("sid", sid)):
             _check_id(name, value)
-        runner = registry.runner(app)
-        key = registry.claim_session(app, uid, sid)
+        runner = services.runners.runner(app)
         await _ensure_session(runner, uid, sid, create=create or runner.auto_create_session)
+        # A live connection is an active run of the session, on every replica.
+        active = await runs.begin((app, uid, sid), new_invocation_id(), live=True)
     except Exception as exc:  # noqa: BLE001 - every setup failure becomes a close code
-        if key is not None:
-            registry.release_session(key)
         await _refuse(websocket, exc)
         return
     run_config = RunConfig(response_modalities=modalities)
     logger.info("live opened app=%s session=%s modalities=%s", app, sid, ",".join(modalities))
+    outcome: list[RunStatus] = []
+
+    async def release() -> None:
+        # Before the close frame: a client may reconnect as soon as it sees the close.
+        if not outcome:
+            outcome.append(RunStatus.COMPLETED)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_REPAIR_TIMEOUT):
+                await runs.finish(active, RunStatus.COMPLETED)
+
     try:
-        reason = await _LiveConnection(websocket, runner, uid, sid, run_config).serve()
+        with fenced(active.fence):  # the connection's tasks inherit it
+            connection = _LiveConnection(websocket, runner, uid, sid, run_config, release)
+            reason = await connection.serve()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if active.cancel_reason is None or task is None or task.uncancel() > 0:
+            raise
+        # Stopped by the runs layer: a drain (1012, reconnect elsewhere) or a cancel.
+        shutdown = active.cancel_reason is CancelReason.SHUTDOWN
+        await release()
+        with contextlib.suppress(Exception):  # the client may be gone
+            await websocket.close(CLOSE_RESTART if shutdown else CLOSE_NORMAL, "run stopped")
+        reason = "shutdown" if shutdown else "cancelled"
     finally:
-        registry.release_session(key)
+        await release()
     logger.info("live closed app=%s session=%s reason=%s", app, sid, reason)
 
 
@@ -207,8 +231,10 @@ class _LiveConnection:
         user_id: str,
         session_id: str,
         run_config: RunConfig,
+        release: Callable[[], Awaitable[None]],
     ) -> None:
         self.ws = websocket
+        self.release = release
         self.runner = runner
         self.user_id = user_id
         self.session_id = session_id
@@ -400,6 +426,7 @@ class _LiveConnection:
                 await asyncio.wait([writer])
 
     async def _close(self, code: int, reason: str) -> None:
+        await self.release()
         if self.ws.client_state is WebSocketState.DISCONNECTED:
             return
         with contextlib.suppress(Exception):  # the client may have gone meanwhile

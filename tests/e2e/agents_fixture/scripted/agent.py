@@ -5,6 +5,7 @@ tool ...    -> get_weather(city="Paris"), then "It is sunny in Paris."
 stream ...  -> "one two three four" (word chunks under token streaming)
 save ...    -> save_note(text="hello artifact"), then "Saved."
 slow ...    -> slow_tool() (waits 30 s), then "finally"
+pause ...   -> pause_tool() (waits 1.5 s), then "resumed"
 fail ...    -> get_weather(...), then the model fails with ModelError (in-band error)
 crash ...   -> get_weather(...), then the model raises RuntimeError (in-band internal)
 boom ...    -> the model fails at once with ModelError (in-band: the message is stored)
@@ -21,7 +22,7 @@ from app.errors import ModelError
 from app.models import LlmRequest
 from app.testing import ScriptedModel, function_call
 
-from .tools import get_weather, save_note, slow_tool
+from .tools import get_weather, pause_tool, save_note, slow_tool
 
 
 def _last_user_text(request: LlmRequest) -> str:
@@ -48,13 +49,16 @@ def respond(request: LlmRequest) -> Any:
             return ModelError("the model backend failed mid-run", status=500)
         if command == "crash":
             return RuntimeError("secret internal detail")
-        return {"save": "Saved.", "slow": "finally"}.get(command, "It is sunny in Paris.")
+        replies = {"save": "Saved.", "slow": "finally", "pause": "resumed"}
+        return replies.get(command, "It is sunny in Paris.")
     if command in ("tool", "fail", "crash"):
         return function_call("get_weather", {"city": "Paris"})
     if command == "save":
         return function_call("save_note", {"text": "hello artifact"})
     if command == "slow":
         return function_call("slow_tool", {})
+    if command == "pause":
+        return function_call("pause_tool", {})
     if command == "stream":
         return "one two three four"
     return "ok"
@@ -65,5 +69,5 @@ root_agent = LlmAgent(
     description="Answers from a script chosen by the first word of the message.",
     model=ScriptedModel(responses=[respond] * 100_000),
     instruction="You are a test agent.",
-    tools=[get_weather, save_note, slow_tool],
+    tools=[get_weather, save_note, slow_tool, pause_tool],
 )

@@ -28,3 +28,13 @@ async def slow_tool() -> dict[str, Any]:
     """Wait long enough for a client to disconnect mid-run."""
     await asyncio.sleep(SLOW_TOOL_SECONDS)
     return {"done": True}
+
+
+PAUSE_TOOL_SECONDS = 1.5
+"""How long `pause_tool` waits: long enough to reattach from another replica meanwhile."""
+
+
+async def pause_tool() -> dict[str, Any]:
+    """Wait a little, so a run has events both before and after a reattach."""
+    await asyncio.sleep(PAUSE_TOOL_SECONDS)
+    return {"paused": PAUSE_TOOL_SECONDS}
