@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,6 +31,7 @@ from app.errors import (
     StaleSessionError,
 )
 from app.events.event import Event
+from app.sessions._closures import ClosureSql
 from app.sessions._engine import open_engine, unavailable_error
 from app.sessions._session_cache import CachedSession, SessionCache
 from app.sessions._sql import (
@@ -85,6 +86,7 @@ class DatabaseSessionService(BaseSessionService):
         engine, self._owns_engine = open_engine(db_url, engine, engine_kwargs)
         self._engine = engine
         self._sql = SessionSql.for_engine(engine)
+        self._closures = ClosureSql(engine)
         self._cache = SessionCache(cache_size)
 
     @property
@@ -276,6 +278,27 @@ class DatabaseSessionService(BaseSessionService):
         self._remember_append(key, expected, create_time, event, session_delta)
         self._apply_event(session, event)
         return event
+
+    async def claim_close(self, session: Session) -> int | None:
+        """Advance the session's close watermark; see `BaseSessionService.claim_close`."""
+        if session.last_seq < 1:
+            return None
+        key = (session.app_name, session.user_id, session.id)
+        async with self._database():
+            return await self._closures.claim(key, session.last_seq)
+
+    async def release_close(self, session: Session, previous: int) -> None:
+        """Undo a claim; see `BaseSessionService.release_close`."""
+        key = (session.app_name, session.user_id, session.id)
+        async with self._database():
+            await self._closures.release(key, session.last_seq, previous)
+
+    async def list_unclosed_sessions(
+        self, *, app_names: Sequence[str], updated_before: float, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """Return idle sessions not closed yet; see `BaseSessionService.list_unclosed_sessions`."""
+        async with self._database():
+            return await self._closures.unclosed(app_names, updated_before, limit)
 
     async def _event_jsons(self, key: SessionKey, after_seq: int, limit: int | None) -> list[str]:
         if limit is not None and limit < 0:
