@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 from app.artifacts import BaseArtifactService
 from app.memory import BaseMemoryService
 from app.server.errors import UnsupportedMediaTypeError
+from app.server.idle_sessions import IdleSessionCloser
 from app.server.registry import RunnerRegistry
 from app.server.schemas import ID_PATTERN
 from app.server.settings import Settings
@@ -33,6 +34,8 @@ class Services:
     runners: RunnerRegistry
     check_ready: Callable[[], Awaitable[None]]
     """Raise DatabaseUnavailableError unless the database answers and its schema is current."""
+    idle_closer: IdleSessionCloser | None = None
+    """Closes idle sessions into memory (`AGENT_SERVICE_CLOSE_IDLE_SESSIONS_AFTER`)."""
 
 
 async def get_services(conn: HTTPConnection) -> Services:
@@ -53,6 +56,11 @@ async def get_artifacts(services: ServicesDep) -> BaseArtifactService:
     return services.artifacts
 
 
+async def get_memory(services: ServicesDep) -> BaseMemoryService:
+    """Return the memory service."""
+    return services.memory
+
+
 async def get_registry(services: ServicesDep) -> RunnerRegistry:
     """Return the runner registry."""
     return services.runners
@@ -61,6 +69,7 @@ async def get_registry(services: ServicesDep) -> RunnerRegistry:
 Sessions = Annotated[BaseSessionService, Depends(get_sessions)]
 Artifacts = Annotated[BaseArtifactService, Depends(get_artifacts)]
 Registry = Annotated[RunnerRegistry, Depends(get_registry)]
+Memory = Annotated[BaseMemoryService, Depends(get_memory)]
 
 AppName = Annotated[
     str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="App name.")

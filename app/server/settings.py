@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     keepalive_seconds: float = Field(default=15.0, gt=0, le=3600)
     """Idle time after which an SSE stream gets a `: ping` comment."""
 
+    memory_language: str = Field(default="english", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Postgres text-search configuration for memory (`english`, `french`, `simple`...)."""
+
+    close_idle_sessions_after: float | None = Field(default=None, gt=0)
+    """Seconds without activity after which a session is closed into memory (unset: never)."""
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_log_level(cls, value: object) -> object:

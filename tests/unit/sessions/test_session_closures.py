@@ -132,8 +132,8 @@ async def test_close_session_stores_each_event_once_and_not_forgotten_ones_again
     runner = runner_for(store, memory, service)
     try:
         session = await session_with(service, "s", "my cat is Tom", "nice cat")
-        await runner.close_session(session)
-        await runner.close_session(session)
+        assert await runner.close_session(session) is True
+        assert await runner.close_session(session) is False
         assert await texts(memory, "cat") == ["my cat is Tom", "nice cat"]
 
         # Forgotten, then the conversation goes on: the next close adds only the new turn.
