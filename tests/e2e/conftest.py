@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,19 +35,52 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture
-def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    """Start `uvicorn --factory app.server.app:create_app` on a fresh migrated database."""
+@contextmanager
+def running_servers(
+    database_url: str, tmp_path: Path, *names: str, **env: str
+) -> Iterator[list[ServerProcess]]:
+    """Run one `uvicorn --factory app.server.app:create_app` per name on `database_url`.
+
+    The processes start together (start-up dominates these tests) and are stopped at exit.
+    """
+    servers: list[ServerProcess] = []
+    try:
+        for name in names:
+            servers.append(_launch(database_url, tmp_path / f"{name}.log", env))
+        for running in servers:
+            _wait_healthy(running)
+        yield servers
+    finally:
+        for running in servers:
+            running.process.terminate()
+        for running in servers:
+            try:
+                running.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                running.process.kill()
+                running.process.wait()
+
+
+@contextmanager
+def running_server(
+    database_url: str, tmp_path: Path, name: str = "server", **env: str
+) -> Iterator[ServerProcess]:
+    """Run one server on `database_url` until exit."""
+    with running_servers(database_url, tmp_path, name, **env) as (running,):
+        yield running
+
+
+def _launch(database_url: str, log_path: Path, env: dict[str, str]) -> ServerProcess:
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
-        "AGENT_SERVICE_DATABASE_URL": pg_db_url,
+        "AGENT_SERVICE_DATABASE_URL": database_url,
         "AGENT_SERVICE_AGENTS_DIR": str(AGENTS_FIXTURE),
         "AGENT_SERVICE_KEEPALIVE_SECONDS": str(KEEPALIVE_SECONDS),
         "AGENT_SERVICE_MAX_BODY_BYTES": "65536",
         "AGENT_SERVICE_LOG_LEVEL": "warning",
+        **env,
     }
-    log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
@@ -66,21 +100,18 @@ def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
                 "app.server.protocols:CoalescingHttpToolsProtocol",
             ],
             cwd=REPO_ROOT,
-            env=env,
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    running = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        _wait_healthy(running)
+    return ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+
+
+@pytest.fixture
+def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """Start the server on a fresh migrated Postgres database."""
+    with running_server(pg_db_url, tmp_path) as running:
         yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _wait_healthy(server: ServerProcess) -> None:
