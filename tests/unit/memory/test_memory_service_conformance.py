@@ -7,10 +7,13 @@ same database (a restart, another replica), and adding a session twice stores ea
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from google.genai import types
+from sqlalchemy import pool
 
 from app.errors import ConfigError, DatabaseUnavailableError
 from app.events import Event
@@ -21,6 +24,8 @@ from app.memory import (
     SearchMemoryResponse,
 )
 from app.sessions import Session
+from app.sessions._engine import create_engine, transaction_engine
+from app.sessions.migration import alembic_config, upgrade
 
 APP, USER = "app", "u1"
 BACKENDS = [
@@ -253,7 +258,7 @@ def test_language_must_be_an_identifier() -> None:
         DatabaseMemoryService("sqlite+aiosqlite:///unused.db", language="english; DROP")
 
 
-async def test_unmigrated_database_is_reported_as_unavailable(tmp_path: object) -> None:
+async def test_unmigrated_database_is_reported_as_unavailable(tmp_path: Path) -> None:
     service = DatabaseMemoryService(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
     try:
         with pytest.raises(DatabaseUnavailableError, match="agent-service migrate"):
@@ -272,5 +277,67 @@ async def test_sqlite_index_follows_deletes(sqlite_db_url: str) -> None:
                 sa.text("SELECT count(*) FROM memory_fts WHERE memory_fts MATCH 'kites'")
             )
             assert hits.scalar_one() == 0
+    finally:
+        await service.close()
+
+
+@pytest.fixture(params=BACKENDS[1:])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of a database with no tables yet, on each database backend."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_empty_db_url")
+        return url
+    return f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def _downgrade(url: str, revision: str) -> None:
+    config = alembic_config()
+    engine = create_engine(url, poolclass=pool.NullPool)
+
+    def run(connection: sa.Connection) -> None:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    try:
+        async with transaction_engine(engine).connect() as conn:
+            await conn.run_sync(run)
+            await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_memory_migration_upgrades_downgrades_and_reruns(empty_db_url: str) -> None:
+    await upgrade(empty_db_url, "0002")
+    assert "memory_entries" not in await _tables(empty_db_url)
+
+    await upgrade(empty_db_url)
+    assert {"memory_entries", "session_closures", "sessions"} <= await _tables(empty_db_url)
+    service = DatabaseMemoryService(empty_db_url)
+    try:
+        await service.add_session_to_memory(session(said("user", "kept across upgrades")))
+        await upgrade(empty_db_url)  # again: a no-op, data included
+        assert await search(service, "upgrades") == ["kept across upgrades"]
+    finally:
+        await service.close()
+
+    await _downgrade(empty_db_url, "0002")
+    tables = await _tables(empty_db_url)
+    assert not {"memory_entries", "session_closures", "memory_fts"} & tables
+    assert "sessions" in tables and "artifacts" in tables
+
+    await upgrade(empty_db_url)
+    service = DatabaseMemoryService(empty_db_url)
+    try:
+        await service.add_session_to_memory(session(said("user", "fresh after downgrade")))
+        assert await search(service, "fresh") == ["fresh after downgrade"]
     finally:
         await service.close()
