@@ -25,14 +25,16 @@ def normalize_user_message(message: types.Content) -> types.Content:
     return message
 
 
-def already_stored(session: Session, invocation_id: str, message: types.Content | None) -> bool:
-    """Return True when a retry of `invocation_id` already stored this user message."""
+def stored_user_event(
+    session: Session, invocation_id: str, message: types.Content | None
+) -> Event | None:
+    """Return the event in which a retry of `invocation_id` already stored this user message."""
     for event in reversed(session.events):
         if event.invocation_id != invocation_id:
             continue
         if event.author == "user" and event.content == message:
-            return True
-    return False
+            return event
+    return None
 
 
 def user_event(

@@ -24,6 +24,11 @@ class AgentServiceError(Exception):
 
     code: ClassVar[str] = "internal"
 
+    @property
+    def public_detail(self) -> str:
+        """What a client may be told (a problem's `detail`); the message may say more."""
+        return str(self)
+
 
 class NotFoundError(AgentServiceError):
     """Something named in the request does not exist."""
@@ -107,9 +112,22 @@ class ModelError(AgentServiceError):
 
 
 class DatabaseUnavailableError(AgentServiceError):
-    """The database could not be reached; the call wrote nothing."""
+    """The database could not be reached; the call wrote nothing.
+
+    The message names the database (host, port, user, database) for operators and logs;
+    `public_detail`, what HTTP clients see, names none of it.
+    """
 
     code = "database_unavailable"
+
+    def __init__(self, message: str, *, public_detail: str | None = None) -> None:
+        super().__init__(message)
+        self._public_detail = public_detail or "The database is unavailable; retry later."
+
+    @property
+    def public_detail(self) -> str:
+        """The message without the database's location or credentials."""
+        return self._public_detail
 
 
 class PayloadTooLargeError(AgentServiceError):

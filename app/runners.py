@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
 from typing import Any, Self
 
@@ -96,8 +96,13 @@ class Runner:
         new_message: types.Content | None = None,
         state_delta: dict[str, Any] | None = None,
         run_config: RunConfig | None = None,
+        on_user_event: Callable[[Event], object] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Run one invocation and yield its events.
+
+        `on_user_event` is called with the user's event (message and/or state delta) once it
+        is stored, or found already stored by a retry of `invocation_id`: from then on the
+        invocation has written to the session, even if it fails before its first event.
 
         Raises:
             SessionNotFoundError: the session does not exist (and auto_create_session is off).
@@ -115,12 +120,18 @@ class Runner:
             )
             new_message = replaced or new_message
             ctx.user_content = new_message
-        if (new_message is not None or state_delta) and not (
-            invocation_id and _invocation.already_stored(session, ctx.invocation_id, new_message)
-        ):
-            await self.session_service.append_event(
-                session, _invocation.user_event(ctx, new_message, state_delta)
+        if new_message is not None or state_delta:
+            stored = (
+                _invocation.stored_user_event(session, ctx.invocation_id, new_message)
+                if invocation_id
+                else None
             )
+            if stored is None:
+                stored = await self.session_service.append_event(
+                    session, _invocation.user_event(ctx, new_message, state_delta)
+                )
+            if on_user_event is not None:
+                on_user_event(stored)
         early = await plugins.run("before_run_callback", invocation_context=ctx)
         if early is not None:
             event = Event(invocation_id=ctx.invocation_id, author=self.agent.name, content=early)

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from google.genai import types
@@ -90,6 +90,9 @@ class DatabaseArtifactService(BaseArtifactService):
     Raises:
         ConfigError: the URL is invalid, names an unsupported driver, or `max_bytes` < 1.
     """
+
+    TABLES: ClassVar[tuple[str, ...]] = (artifacts.name,)
+    """The tables this service reads and writes (for readiness checks)."""
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from google.genai import types
@@ -116,6 +116,9 @@ class DatabaseMemoryService(BaseMemoryService):
         ConfigError: the URL is invalid, names an unsupported driver, or `language` is not a
             plain identifier.
     """
+
+    TABLES: ClassVar[tuple[str, ...]] = (memory_entries.name,)
+    """The tables this service reads and writes (for readiness checks)."""
 
     def __init__(
         self,

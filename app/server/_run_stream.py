@@ -4,7 +4,9 @@ Both variants (SSE and JSON) are ASGI responses that run the whole invocation in
 own task, so the runner's generator never changes task. The first event is pulled *before* the
 response starts: a missing session, a run already in progress or a bad message then raises
 before any byte is sent, and the app's error handlers answer with the proper 4xx. This saves
-the separate existence query a dependency would need on every run.
+the separate existence query a dependency would need on every run. Once the runner stored the
+user's event, though, every failure is reported in-band (`event: error` then `end`; in JSON
+mode the problem body with the events so far): a plain HTTP error means nothing was stored.
 
 A second task owned by the response (cancelled when the run ends) watches for the client
 disconnecting (and, for SSE, sends `: ping` comments while the run is idle). A disconnect
@@ -70,6 +72,7 @@ class _Progress:
     invocation_id: str | None = None
     last_seq: int | None = None
     events: list[Event] = field(default_factory=list)
+    user_event_stored: bool = False
 
 
 class _RunResponse(Response):
@@ -134,7 +137,14 @@ class _RunResponse(Response):
             new_message=args.new_message,
             state_delta=args.state_delta,
             run_config=args.run_config,
+            on_user_event=self._on_user_event,
         )
+
+    def _on_user_event(self, event: Event) -> None:
+        """The run wrote to the session: from now on its failures are reported in-band."""
+        self.progress.user_event_stored = True
+        if self.progress.invocation_id is None:
+            self.progress.invocation_id = event.invocation_id
 
     async def _first_event(self) -> tuple[Any, Event | None]:
         """Start the run and pull its first event; raises before anything is sent."""
@@ -164,11 +174,11 @@ class _RunResponse(Response):
         try:
             try:
                 events, first = await self._first_event()
-            except Exception as exc:  # re-raised by __call__ before any byte
-                if not self.started:
-                    self._early_error = exc
+            except Exception as exc:
+                if not self.started and not self.progress.user_event_stored:
+                    self._early_error = exc  # nothing stored: __call__ re-raises it
                     return
-                raise  # the watcher started the response while the run was idle
+                raise  # stored, or the watcher already started the response: in-band
             await self._start()
             if first is not None:
                 await self._deliver(first)
@@ -179,11 +189,12 @@ class _RunResponse(Response):
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):
                 await self._cleanup_cancelled(events)
             raise
-        except Exception as exc:  # noqa: BLE001 - reported in-band, the stream already started
+        except Exception as exc:  # noqa: BLE001 - reported in-band
             error = exc
             _log_run_error(self.args, exc)
         if events is not None:
             await events.aclose()
+        await self._start()  # a run that failed before its first event still answers in-band
         await self._on_finish(error)
 
     async def _start(self) -> None:

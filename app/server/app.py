@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import app as app_package
 from app.artifacts import BaseArtifactService, DatabaseArtifactService, InMemoryArtifactService
-from app.errors import ConfigError, DatabaseUnavailableError
+from app.errors import ConfigError
 from app.memory import BaseMemoryService, DatabaseMemoryService, InMemoryMemoryService
 from app.server.deps import Services
 from app.server.errors import install_error_handlers
@@ -229,11 +229,13 @@ async def open_session_service(
         await service.close()
         raise
 
+    tables = (
+        *DatabaseSessionService.TABLES,
+        *DatabaseArtifactService.TABLES,
+        *DatabaseMemoryService.TABLES,
+    )
+
     async def check_ready() -> None:
-        await service.ping()
-        if not await migration.is_at_head(service.engine):
-            raise DatabaseUnavailableError(
-                "The database schema is not at the newest revision; run `agent-service migrate`."
-            )
+        await migration.check_schema(service.engine, tables)
 
     return service, check_ready

@@ -95,7 +95,7 @@ def problem_for(exc: BaseException) -> dict[str, Any]:
     """Return the problem body for any exception, never leaking internals of unexpected ones."""
     status = status_of(exc)
     if isinstance(exc, AgentServiceError) and status != 500:
-        return problem_body(status, exc.code, str(exc))
+        return problem_body(status, exc.code, exc.public_detail)
     return problem_body(500, "internal", INTERNAL_DETAIL)
 
 
@@ -112,6 +112,9 @@ async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     if status == 500:
         logger.error("unhandled service error path=%s error=%r", request.url.path, exc)
+    elif isinstance(exc, DatabaseUnavailableError):
+        # The body hides where the database is; the log says it, for the operator.
+        logger.warning("database unavailable path=%s error=%s", request.url.path, exc)
     body = problem_for(exc)
     return problem(body["status"], body["code"], body["detail"])
 

@@ -194,24 +194,30 @@ def unavailable_error(exc: BaseException, url: str | URL) -> DatabaseUnavailable
     """Translate a driver failure into `DatabaseUnavailableError`, or None for other errors.
 
     Covers refused or dropped connections, a server shutting down or starting up, failed
-    authentication, a missing database, and a schema that was never migrated.
+    authentication, a missing database, and a schema that was never migrated. The message
+    names the database (password masked); the public detail only says what went wrong.
     """
     where = redact(url)
     for cause in _chain(exc):
         if _is_missing_schema(cause):
             return DatabaseUnavailableError(
                 f"The database {where} has no session tables (or an outdated schema); "
-                "run `agent-service migrate` first."
+                "run `agent-service migrate` first.",
+                public_detail="The database has no session tables (or an outdated schema); "
+                "run `agent-service migrate` first.",
             )
     for cause in _chain(exc):
-        reason = _connection_failure(cause)
-        if reason is not None:
+        failure = _connection_failure(cause)
+        if failure is not None:
+            kind, reason = failure
             return DatabaseUnavailableError(
-                f"Database {where} is unavailable: {reason}. {_FIX_HINT}"
+                f"Database {where} is unavailable: {reason}. {_FIX_HINT}",
+                public_detail=f"The database is unavailable: {kind}.",
             )
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return DatabaseUnavailableError(
-            f"Database {where} dropped the connection: {_first_line(exc.orig)}. {_FIX_HINT}"
+            f"Database {where} dropped the connection: {_first_line(exc.orig)}. {_FIX_HINT}",
+            public_detail="The database dropped the connection.",
         )
     return None
 
@@ -290,31 +296,32 @@ def _broken_scope(exc: BaseException) -> str | None:
     return None
 
 
-def _connection_failure(exc: BaseException) -> str | None:
-    """Return a short reason when `exc` means the database cannot be used right now."""
+def _connection_failure(exc: BaseException) -> tuple[str, str] | None:
+    """When `exc` means the database cannot be used right now, return what kind of failure
+    it is (fixed text, fit for clients) and the driver's reason (may name host, user, db)."""
     import asyncpg
 
     if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
+        return "connection refused", "connection refused"
     if isinstance(exc, OSError | TimeoutError):
-        return _first_line(exc) or type(exc).__name__
+        return "the server cannot be reached", _first_line(exc) or type(exc).__name__
+    if isinstance(exc, asyncpg.exceptions.InvalidAuthorizationSpecificationError):
+        return "authentication failed", f"authentication failed ({_first_line(exc)})"
+    if isinstance(exc, asyncpg.exceptions.InvalidCatalogNameError):
+        return "the database does not exist", f"{_first_line(exc)}; create it first"
     if isinstance(
         exc,
         asyncpg.PostgresConnectionError
         | asyncpg.exceptions.OperatorInterventionError
         | asyncpg.exceptions.InsufficientResourcesError,
     ):
-        return _first_line(exc)
-    if isinstance(exc, asyncpg.exceptions.InvalidAuthorizationSpecificationError):
-        return f"authentication failed ({_first_line(exc)})"
-    if isinstance(exc, asyncpg.exceptions.InvalidCatalogNameError):
-        return f"{_first_line(exc)}; create it first"
+        return "the server refused or dropped the connection", _first_line(exc)
     if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
-        return _first_line(exc)
+        return "the connection was closed", _first_line(exc)
     if isinstance(exc, asyncpg.exceptions.InternalClientError):
-        return f"the connection broke ({_first_line(exc)})"
+        return "the connection broke", f"the connection broke ({_first_line(exc)})"
     if type(exc).__module__ == "sqlite3" and any(m in str(exc) for m in _SQLITE_UNAVAILABLE):
-        return _first_line(exc)
+        return "the database file cannot be used", _first_line(exc)
     return None
 
 

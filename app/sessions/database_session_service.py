@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +31,7 @@ from app.errors import (
     StaleSessionError,
 )
 from app.events.event import Event
+from app.sessions import _schema
 from app.sessions._closures import ClosureSql
 from app.sessions._engine import open_engine, unavailable_error
 from app.sessions._session_cache import CachedSession, SessionCache
@@ -72,6 +73,9 @@ class DatabaseSessionService(BaseSessionService):
     Raises:
         ConfigError: the URL is invalid or names an unsupported driver.
     """
+
+    TABLES: ClassVar[tuple[str, ...]] = tuple(_schema.metadata.tables)
+    """The tables this service reads and writes (for readiness checks)."""
 
     def __init__(
         self,

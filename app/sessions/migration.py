@@ -10,10 +10,11 @@ test): alembic's synchronous code runs on the async connection through `run_sync
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import app
-from app.errors import ConfigError
+from app.errors import ConfigError, DatabaseUnavailableError
 from app.sessions._engine import (
     DEFAULT_DATABASE_URL,
     create_engine,
@@ -111,6 +112,45 @@ async def current_revision(db_url_or_engine: str | AsyncEngine | None = None) ->
 
     async with _connection(db_url_or_engine) as conn:
         return await conn.run_sync(read)
+
+
+async def check_schema(engine: AsyncEngine, tables: Iterable[str]) -> None:
+    """Check, in one short query, that the database is at the newest revision and that each
+    of `tables` answers (a readiness probe: it reads no rows of them).
+
+    The newest revision is read from the migrations folder once per process.
+
+    Raises:
+        DatabaseUnavailableError: the database cannot be reached, a table is missing, or the
+            schema is at another revision.
+    """
+    # `WHERE false` reads nothing, but the server still resolves each table (and our right
+    # to read it) while planning.
+    probes = [sa.select(sa.null()).select_from(sa.table(name)).where(sa.false()) for name in tables]
+    version: sa.ColumnClause[str | None] = sa.column("version_num")
+    versions = sa.select(version).select_from(sa.table("alembic_version"))
+    try:
+        async with engine.connect() as conn:
+            found = set((await conn.execute(sa.union_all(versions, *probes))).scalars())
+    except Exception as exc:
+        translated = unavailable_error(exc, engine.url)
+        if translated is None:
+            raise
+        raise translated from exc
+    if found != {_cached_head_revision()}:
+        logger.warning(
+            "database schema not at head url=%s revisions=%s head=%s",
+            redact(engine.url),
+            ",".join(sorted(str(r) for r in found)) or "-",
+            _cached_head_revision(),
+        )
+        message = "The database schema is not at the newest revision; run `agent-service migrate`."
+        raise DatabaseUnavailableError(message, public_detail=message)
+
+
+@functools.cache
+def _cached_head_revision() -> str | None:
+    return head_revision()
 
 
 async def is_at_head(db_url_or_engine: str | AsyncEngine | None = None) -> bool:

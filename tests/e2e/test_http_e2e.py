@@ -143,10 +143,41 @@ async def test_errors_after_the_stream_started_are_in_band(http: httpx.AsyncClie
     assert error.json()["status"] == 502
     end = _assert_one_end(collected, "error")
     assert end["lastSeq"] == 3
-    # Before the first event, the same failure is an HTTP status.
-    response, _ = await _run_sse(http, "err", {"newMessage": _message("boom")})
-    assert response.status_code == 502
-    assert response.json()["code"] == "model_error"
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "code"), [("boom", 502, "model_error"), ("raise", 500, "internal")]
+)
+async def test_a_first_model_call_failure_is_in_band_after_the_message_is_stored(
+    http: httpx.AsyncClient, text: str, status: int, code: str
+) -> None:
+    await http.post(BASE, json={"sessionId": "first"})
+    response, collected = await _run_sse(http, "first", {"newMessage": _message(text)})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    error, end = collected
+    assert error.event == "error"
+    assert (error.json()["status"], error.json()["code"]) == (status, code)
+    assert end.event == "end"
+    [stored] = await _events(http, "first")
+    assert stored["author"] == "user"
+    assert stored["content"]["parts"] == [{"text": text}]
+    assert end.json() == {
+        "invocationId": stored["invocationId"],
+        "lastSeq": None,
+        "reason": "error",
+    }
+    # JSON mode: the problem body with the (no) events so far.
+    json_mode = await http.post(
+        f"{BASE}/first:run",
+        json={"newMessage": _message(text)},
+        headers={"accept": "application/json"},
+    )
+    assert json_mode.status_code == status
+    assert json_mode.headers["content-type"].startswith("application/problem+json")
+    assert json_mode.json()["code"] == code
+    assert json_mode.json()["events"] == []
+    assert len(await _events(http, "first")) == 2
 
 
 async def _wait_for(predicate: Any, what: str) -> Any:

@@ -151,13 +151,73 @@ async def test_max_llm_calls_stops_a_looping_run_in_band(client: httpx.AsyncClie
     assert json.loads(frames[-1]["data"])["reason"] == "error"
 
 
-async def test_model_error_before_the_first_event_is_a_502(client: httpx.AsyncClient) -> None:
+async def test_model_error_on_the_first_call_is_in_band(client: httpx.AsyncClient) -> None:
+    # The user's message is stored before the model is called: the failure must say so.
     await client.post(BASE, json={"sessionId": "s"})
     response = await _sse(client, "s", {"newMessage": message("boom")})
-    body = assert_problem(response, 502, "model_error")
-    assert "down" in body["detail"]
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    error, end = parse_sse(response.text)
+    assert error["event"] == "error"
+    problem = json.loads(error["data"])
+    assert (problem["status"], problem["code"]) == (502, "model_error")
+    assert "down" in problem["detail"]
+    stored = await _stored(client, "s")
+    [user_event] = stored
+    assert user_event["author"] == "user"
+    assert user_event["content"]["parts"] == [{"text": "boom"}]
+    assert json.loads(end["data"]) == {
+        "invocationId": user_event["invocationId"],
+        "lastSeq": None,
+        "reason": "error",
+    }
     # The session stays usable.
     assert (await _sse(client, "s", {"newMessage": message("chat")})).status_code == 200
+
+
+async def test_unexpected_error_on_the_first_call_is_in_band(client: httpx.AsyncClient) -> None:
+    await client.post(BASE, json={"sessionId": "s"})
+    response = await _sse(client, "s", {"newMessage": message("raise")})
+    assert response.status_code == 200
+    error, end = parse_sse(response.text)
+    assert json.loads(error["data"])["code"] == "internal"
+    assert "secret" not in response.text
+    assert json.loads(end["data"])["reason"] == "error"
+    assert [e["author"] for e in await _stored(client, "s")] == ["user"]
+
+
+async def test_json_mode_first_call_error_is_the_problem_with_no_events(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post(BASE, json={"sessionId": "s"})
+    for text, status, code in (("boom", 502, "model_error"), ("raise", 500, "internal")):
+        response = await client.post(
+            f"{BASE}/s:run",
+            json={"newMessage": message(text)},
+            headers={"accept": "application/json"},
+        )
+        body = assert_problem(response, status, code)
+        assert body["events"] == []
+    assert [e["content"]["parts"][0]["text"] for e in await _stored(client, "s")] == [
+        "boom",
+        "raise",
+    ]
+
+
+async def test_first_call_error_on_a_created_session_is_in_band(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"newMessage": message("boom"), "createSession": True}
+    response = await _sse(client, "new", body)
+    assert response.status_code == 200
+    assert parse_sse(response.text)[0]["event"] == "error"
+    assert [e["author"] for e in await _stored(client, "new")] == ["user"]
+
+
+async def test_error_before_anything_is_stored_stays_plain(client: httpx.AsyncClient) -> None:
+    response = await _sse(client, "nope", {"newMessage": message("boom")})
+    assert_problem(response, 404, "session_not_found")
+    assert (await client.get(f"{BASE}/nope")).status_code == 404
 
 
 async def test_model_error_mid_stream_is_an_error_frame_then_end(client: httpx.AsyncClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from typing import Any
 
@@ -146,6 +147,32 @@ async def test_state_delta_only_run_is_stored_and_agent_runs() -> None:
     await collect(runner, None, state_delta={"mood": "happy"})
     assert "mood=happy" in model.requests[0].system_instruction_text()
     assert (await stored(runner))[0].actions.state_delta == {"mood": "happy"}
+
+
+async def test_on_user_event_reports_the_stored_user_event_before_a_failing_model() -> None:
+    runner = await new_runner(Agent(name="a", model=ScriptedModel(responses=[RuntimeError("x")])))
+    reported: list[Event] = []
+    with pytest.raises(RuntimeError):
+        await collect(runner, "hi", on_user_event=reported.append)
+    [user_event] = await stored(runner)
+    assert [e.id for e in reported] == [user_event.id]
+    assert reported[0].seq == user_event.seq == 1
+
+
+async def test_on_user_event_reports_an_already_stored_message_and_not_a_bare_run() -> None:
+    runner = await new_runner(Agent(name="a", model=ScriptedModel(responses=["1", "2", "3"])))
+    reported: list[Event] = []
+    await collect(runner, "hi", invocation_id="e-fixed")
+    await collect(runner, "hi", invocation_id="e-fixed", on_user_event=reported.append)
+    assert [e.id for e in reported] == [(await stored(runner))[0].id]
+    await collect(runner, None, on_user_event=reported.append)  # nothing to store
+    assert len(reported) == 1
+    with pytest.raises(SessionNotFoundError):
+        async for _ in runner.run_async(
+            user_id="u", session_id="gone", new_message=user("hi"), on_user_event=reported.append
+        ):
+            pass
+    assert len(reported) == 1
 
 
 # Tools
@@ -623,26 +650,87 @@ def test_sync_run_reraises_after_events_produced_before_the_error() -> None:
     assert len(seen) == 2
 
 
-def test_sync_run_early_stop_cancels_background_run() -> None:
-    cancelled = threading.Event()
-
+def _early_stop_runner(log: list[str], tool_runs: list[str]) -> InMemoryRunner:
     async def slow_tool() -> str:
-        """Block until cancelled."""
+        """A tool the early stop must keep from running."""
+        tool_runs.append("slow_tool")
+        await asyncio.sleep(30)
+        return "late"
+
+    model = ScriptedModel(responses=[function_call("slow_tool"), "never"])
+    agent = Agent(name="a", model=model, tools=[slow_tool])
+    return InMemoryRunner(agent, app_name=APP, plugins=[RecordingPlugin(log)])
+
+
+async def _run_async_then_aclose(log: list[str], tool_runs: list[str]) -> list[Event]:
+    runner = _early_stop_runner(log, tool_runs)
+    await runner.session_service.create_session(app_name=APP, user_id="u", session_id="s")
+    agen = runner.run_async(user_id="u", session_id="s", new_message=user("hi"))
+    assert (await anext(agen)).get_function_calls()
+    await agen.aclose()
+    return await stored(runner)
+
+
+def test_sync_run_closed_early_runs_after_run_exactly_as_aclose_does() -> None:
+    async_log: list[str] = []
+    async_tools: list[str] = []
+    async_stored = asyncio.run(_run_async_then_aclose(async_log, async_tools))
+
+    log: list[str] = []
+    tool_runs: list[str] = []
+    runner = _early_stop_runner(log, tool_runs)
+    asyncio.run(runner.session_service.create_session(app_name=APP, user_id="u", session_id="s"))
+    gen = runner.run(user_id="u", session_id="s", new_message=user("hi"))
+    assert next(gen).get_function_calls()
+    gen.close()  # returns once the background run is closed
+
+    assert log[-1] == "after_run"
+    assert log == async_log
+    assert tool_runs == async_tools == []
+    session = asyncio.run(
+        runner.session_service.get_session(app_name=APP, user_id="u", session_id="s")
+    )
+    assert session is not None
+    assert [e.author for e in session.events] == [e.author for e in async_stored]
+
+
+def test_sync_run_break_out_of_a_for_loop_runs_after_run() -> None:
+    log: list[str] = []
+    runner = _early_stop_runner(log, [])
+    asyncio.run(runner.session_service.create_session(app_name=APP, user_id="u", session_id="s"))
+    for _event in runner.run(user_id="u", session_id="s", new_message=user("hi")):
+        break
+    # CPython closes the abandoned generator at once (refcount), which waits for after_run.
+    assert log[-1] == "after_run"
+
+
+def test_sync_run_interrupted_while_waiting_cancels_the_step_in_flight() -> None:
+    log: list[str] = []
+    cancelled, waiting = threading.Event(), threading.Event()
+
+    async def never(llm_request: Any) -> str:
+        waiting.set()
         try:
             await asyncio.sleep(30)
         except asyncio.CancelledError:
             cancelled.set()
             raise
-        return "late"
+        return "never"
 
-    model = ScriptedModel(responses=[function_call("slow_tool"), "never"])
-    runner = InMemoryRunner(Agent(name="a", model=model, tools=[slow_tool]), app_name=APP)
+    agent = Agent(name="a", model=ScriptedModel(responses=[never]))
+    runner = InMemoryRunner(agent, app_name=APP, plugins=[RecordingPlugin(log)])
     asyncio.run(runner.session_service.create_session(app_name=APP, user_id="u", session_id="s"))
-    gen = runner.run(user_id="u", session_id="s", new_message=user("hi"))
-    first = next(gen)
-    assert first.get_function_calls()
-    gen.close()
-    assert cancelled.wait(5)
+    main = threading.get_ident()
+
+    def interrupt_once_the_model_waits() -> None:
+        if waiting.wait(10):  # the caller is blocked in next() meanwhile
+            signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_the_model_waits, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        list(runner.run(user_id="u", session_id="s", new_message=user("hi")))
+    assert cancelled.is_set()  # the generator's cleanup waited for the cancelled step
+    assert "after_run" not in log  # like an external cancel of run_async
 
 
 def test_sync_run_missing_session_raises() -> None:

@@ -18,6 +18,6 @@ async def healthz() -> HealthOut:
 
 @router.get("/readyz", responses={503: {"model": ProblemOut}})
 async def readyz(services: ServicesDep) -> HealthOut:
-    """Answer 200 when the database answers and its schema is at the migration head."""
+    """Answer 200 when the schema is at the migration head and every table answers."""
     await services.check_ready()
     return HealthOut(status="ok")

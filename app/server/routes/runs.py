@@ -14,7 +14,7 @@ router = APIRouter(tags=["runs"])
 
 _SSE_DOC = (
     "Server-Sent Events: `id: <seq>` + `data: <Event>` per stored event, `data: <Event>` per "
-    "partial event, `event: error` + problem on a failure after the stream started, then one "
+    "partial event, `event: error` + problem on any failure once the message is stored, then one "
     '`event: end` + `{"invocationId","lastSeq","reason"}`.'
 )
 

@@ -7,7 +7,8 @@ save ...    -> save_note(text="hello artifact"), then "Saved."
 slow ...    -> slow_tool() (waits 30 s), then "finally"
 fail ...    -> get_weather(...), then the model fails with ModelError (in-band error)
 crash ...   -> get_weather(...), then the model raises RuntimeError (in-band internal)
-boom ...    -> the model fails at once with ModelError (before the stream starts)
+boom ...    -> the model fails at once with ModelError (in-band: the message is stored)
+raise ...   -> the model raises RuntimeError at once (in-band internal)
 loop ...    -> get_weather(...) forever (stopped by maxLlmCalls)
 """
 
@@ -38,6 +39,8 @@ def respond(request: LlmRequest) -> Any:
     command = message.split()[0].lower() if message.split() else "chat"
     if command == "boom":
         return ModelError("the model backend is down", status=503)
+    if command == "raise":
+        return RuntimeError("secret first-call detail")
     if command == "loop":
         return function_call("get_weather", {"city": "Paris"})
     if answered:
