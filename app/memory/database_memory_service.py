@@ -9,7 +9,8 @@ not remembered yet. Searches are full-text and ranked by relevance:
 - SQLite: an FTS5 table (Porter stemming, kept in step by triggers) ranked by `bm25`.
 
 A query matches the memories holding any of its words (stemmed, stop words ignored on
-Postgres); those holding more of them, and rarer ones, come first, then the newest. Searches
+Postgres); those holding more of them come first (bm25 on SQLite also weighs rarer words
+higher), then the newest. Searches
 and deletes are always scoped to one app and one user.
 
 One instance belongs to one event loop (its connections do).

@@ -185,7 +185,18 @@ async def test_limit_caps_the_results(memory: BaseMemoryService) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["", "   ", "?!", '"', "NEAR(a b)", "a* OR -b", "title:x", "'; DROP TABLE memory_entries; --"],
+    [
+        "",
+        "   ",
+        "?!",
+        '"',
+        "NEAR(a b)",
+        "a* OR -b",
+        "title:x",
+        "'; DROP TABLE memory_entries; --",
+        "the of and",  # only stop words: Postgres makes an empty query of them
+        "or OR",
+    ],
 )
 async def test_any_query_text_is_safe(memory: BaseMemoryService, query: str) -> None:
     await memory.add_session_to_memory(session(said("user", "hello there")))
