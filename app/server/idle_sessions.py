@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 
-from app.errors import RunInProgressError
+from app.errors import DatabaseUnavailableError, RunInProgressError
 from app.server.registry import RunnerRegistry
 from app.sessions import BaseSessionService
 
@@ -63,7 +63,19 @@ class IdleSessionCloser:
             )
             progressed = False
             for app_name, user_id, session_id in batch:
-                if await self._close_one(app_name, user_id, session_id, cutoff):
+                try:
+                    done = await self._close_one(app_name, user_id, session_id, cutoff)
+                except DatabaseUnavailableError:
+                    raise  # every other session would fail the same way: next sweep
+                except Exception as exc:  # noqa: BLE001 - one bad session must not stop the rest
+                    logger.warning(
+                        "closing idle session failed app=%s session=%s error=%r",
+                        app_name,
+                        session_id,
+                        exc,
+                    )
+                    continue
+                if done:
                     closed += 1
                     progressed = True
             if len(batch) < BATCH_SIZE or not progressed:

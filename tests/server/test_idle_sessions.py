@@ -10,6 +10,7 @@ import pytest
 
 from app.events import Event
 from app.server.idle_sessions import IdleSessionCloser
+from app.sessions import Session
 
 from .conftest import serve_in_process
 from .helpers import message, services_of
@@ -120,3 +121,27 @@ async def test_the_server_closes_idle_sessions_when_configured(store_url: str) -
 async def test_idle_sessions_are_not_closed_by_default(store_url: str) -> None:
     async with serve_in_process(database_url=store_url) as client:
         assert services_of(client).idle_closer is None
+
+
+async def test_a_session_that_fails_to_close_does_not_hold_up_the_others(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve_in_process(database_url=store_url) as client:
+        await chat(client, "u", "broken", "chat first owls")
+        await chat(client, "u", "fine", "chat second owls")
+        services = services_of(client)
+        runner = services.runners.runner(APP)
+        close_session = runner.close_session
+
+        async def failing_for_broken(session: Session) -> bool:
+            if session.id == "broken":
+                raise RuntimeError("memory write failed")
+            return await close_session(session)
+
+        runner.close_session = failing_for_broken  # type: ignore[method-assign]
+        assert await closer_of(client).sweep() == 1
+        assert await remembered(client, "u", "owls") == ["chat second owls"]
+        assert "closing idle session failed" in caplog.text and "broken" in caplog.text
+        runner.close_session = close_session  # type: ignore[method-assign]
+        assert await closer_of(client).sweep() == 1
+        assert await remembered(client, "u", "owls") == ["chat first owls", "chat second owls"]
