@@ -13,7 +13,7 @@ The text is synthetic but shaped like chat: words drawn from a 20,000-word vocab
 Zipf distribution (a few words are everywhere, most are rare), mixed with English stop words.
 Each query is a short question built the same way ("what is my <word> <word>"), so common
 words match thousands of entries and rare ones a handful. Searches use the service's default
-limit (20) for a random user, after 50 warm-up searches, on an engine without pool pre-ping
+limit (10) for a random user, after 50 warm-up searches, on an engine without pool pre-ping
 (as the HTTP server runs it); the table shows median, p95 and p99 latency in ms, this
 process's CPU per search (`time.process_time`), and how many memories a search returned.
 `--sqlite` runs the same on a SQLite file (FTS5).

@@ -29,7 +29,7 @@ class SearchMemoryResponse(BaseModel):
     memories: list[MemoryEntry] = Field(default_factory=list)
 
 
-DEFAULT_SEARCH_LIMIT = 20
+DEFAULT_SEARCH_LIMIT = 10
 """How many memories `search_memory` returns at most, unless asked for another number."""
 
 

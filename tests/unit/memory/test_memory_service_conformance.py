@@ -23,6 +23,7 @@ from app.memory import (
     InMemoryMemoryService,
     SearchMemoryResponse,
 )
+from app.memory.database_memory_service import POSTGRES_SEARCH, query_words
 from app.sessions import Session
 from app.sessions._engine import create_engine, transaction_engine
 from app.sessions.migration import alembic_config, upgrade
@@ -350,5 +351,48 @@ async def test_memory_migration_upgrades_downgrades_and_reruns(empty_db_url: str
     try:
         await service.add_session_to_memory(session(said("user", "fresh after downgrade")))
         assert await search(service, "fresh") == ["fresh after downgrade"]
+    finally:
+        await service.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_search_sent_by_asyncpg_agrees_with_sqlalchemy(pg_db_url: str) -> None:
+    service = DatabaseMemoryService(pg_db_url)
+    try:
+        await service.add_session_to_memory(
+            session(
+                *[
+                    said("user", f"note {i}: {' '.join(['tea'] * (i % 4 + 1))} and cake {i}")
+                    for i in range(30)
+                ]
+            )
+        )
+        for query, limit in (("tea", 10), ("cake tea", 5), ("nothing", 10), ("note 7", 30)):
+            found = await service.search_memory(
+                app_name=APP, user_id=USER, query=query, limit=limit
+            )
+            params = {
+                "language": "english",
+                "query": " or ".join(query_words(query)),
+                "app_name": APP,
+                "user_id": USER,
+                "limit": limit,
+            }
+            async with service.engine.connect() as conn:
+                rows = (await conn.execute(POSTGRES_SEARCH, params)).all()
+            assert [m.id for m in found.memories] == [row.event_id for row in rows]
+    finally:
+        await service.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_search_on_an_unmigrated_database_is_unavailable(
+    pg_empty_db_url: str,
+) -> None:
+    service = DatabaseMemoryService(pg_empty_db_url)
+    try:
+        for _ in range(2):  # the pooled connection stays usable after the failure
+            with pytest.raises(DatabaseUnavailableError, match="agent-service migrate"):
+                await search(service, "anything")
     finally:
         await service.close()
