@@ -109,11 +109,12 @@ POSTGRES_SEARCH = sa.text(
     "ORDER BY ts_rank(m.search_vector, q) DESC, m.timestamp DESC, m.id DESC LIMIT :limit"
 )
 """The same search through SQLAlchemy; a test checks that both return the same rows."""
+# bm25 weighs only the text column (the scope token is the same for all of a user's rows).
 _SQLITE_SEARCH = sa.text(
     "SELECT m.event_id, m.author, m.timestamp, m.content_json "
     "FROM memory_fts JOIN memory_entries m ON m.id = memory_fts.rowid "
     "WHERE memory_fts MATCH :query AND m.app_name = :app_name AND m.user_id = :user_id "
-    "ORDER BY bm25(memory_fts), m.timestamp DESC, m.id DESC LIMIT :limit"
+    "ORDER BY bm25(memory_fts, 1.0, 0.0), m.timestamp DESC, m.id DESC LIMIT :limit"
 )
 
 
@@ -238,9 +239,12 @@ class DatabaseMemoryService(BaseMemoryService):
                     self._language, text_query, app_name, user_id, limit
                 )
         else:
-            # Each word quoted: FTS5 operators and syntax in the query are plain words.
+            # Each word quoted: FTS5 operators and syntax in the query are plain words. The
+            # scope token (see migration 0004) limits the match to this app and user.
+            scope = app_name.encode().hex().upper() + "00" + user_id.encode().hex().upper()
+            any_word = " OR ".join(f'"{w}"' for w in words)
             params = {
-                "query": " OR ".join(f'"{w}"' for w in words),
+                "query": f'scope : "{scope}" AND text : ({any_word})',
                 "app_name": app_name,
                 "user_id": user_id,
                 "limit": limit,

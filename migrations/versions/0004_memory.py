@@ -30,14 +30,19 @@ KEY = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 # SQLite's rowid alias must be spelled INTEGER PRIMARY KEY; Postgres gets a BIGSERIAL.
 ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+# The app and user as one FTS5 token (hex of each, joined by "00"), so that a search finds
+# the user's rows inside the index instead of filtering every user's matches afterwards.
+SQLITE_SCOPE = "hex(app_name) || '00' || hex(user_id)"
+
 _SQLITE_FTS = [
-    # External-content FTS5 index over memory_entries.text; Porter stemming (English).
-    "CREATE VIRTUAL TABLE memory_fts USING fts5(text, content='memory_entries', "
+    # External-content FTS5 index over memory_entries (text, scope); Porter stemming (English).
+    "CREATE VIRTUAL TABLE memory_fts USING fts5(text, scope, content='memory_entries', "
     "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
     "CREATE TRIGGER memory_entries_ai AFTER INSERT ON memory_entries BEGIN "
-    "INSERT INTO memory_fts(rowid, text) VALUES (new.id, new.text); END",
+    "INSERT INTO memory_fts(rowid, text, scope) VALUES (new.id, new.text, new.scope); END",
     "CREATE TRIGGER memory_entries_ad AFTER DELETE ON memory_entries BEGIN "
-    "INSERT INTO memory_fts(memory_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "INSERT INTO memory_fts(memory_fts, rowid, text, scope) "
+    "VALUES ('delete', old.id, old.text, old.scope); END",
 ]
 
 
@@ -60,6 +65,8 @@ def upgrade() -> None:
     ]
     if postgres:
         columns.append(sa.Column("search_vector", postgresql.TSVECTOR(), nullable=False))
+    else:
+        columns.append(sa.Column("scope", sa.Text(), sa.Computed(SQLITE_SCOPE, persisted=False)))
     op.create_table(
         "memory_entries",
         *columns,
