@@ -265,7 +265,9 @@ class Runner:
         Only events that no earlier close added are sent, so closing twice stores nothing
         twice, and memories forgotten since are not brought back. Of concurrent closes of one
         session (other replicas included), one does the work: it returns True, the others
-        (and a close with nothing new, or without a memory service) return False.
+        (and a close with nothing new, or without a memory service) return False. Pass the
+        session with all its events (`get_session` without a config): events missing from
+        it are not added later.
         """
         if self.memory_service is None:
             return False
