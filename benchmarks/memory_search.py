@@ -15,7 +15,9 @@ Each query is a short question built the same way ("what is my <word> <word>"), 
 words match thousands of entries and rare ones a handful. Searches use the service's default
 limit (10) for a random user, after 50 warm-up searches, on an engine without pool pre-ping
 (as the HTTP server runs it); the table shows median, p95 and p99 latency in ms, this
-process's CPU per search (`time.process_time`), and how many memories a search returned.
+process's CPU per search (`time.process_time`), Postgres's own execution time of the same
+search (`EXPLAIN ANALYZE`, median of 100: the part the machine's load inflates least), and
+how many memories a search returned.
 `--sqlite` runs the same on a SQLite file (FTS5).
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import tempfile
@@ -33,11 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import sqlalchemy as sa
 from google.genai import types
 from sqlalchemy.engine import make_url
 
 from app.events import Event
 from app.memory import DatabaseMemoryService
+from app.memory.base_memory_service import DEFAULT_SEARCH_LIMIT
+from app.memory.database_memory_service import POSTGRES_SEARCH, query_words
 from app.sessions import Session
 from app.sessions.migration import upgrade
 from app.testing.postgres import PostgresCluster
@@ -170,14 +176,16 @@ class Result:
     latencies_ms: list[float]
     cpu_us: float
     found: list[int]
+    server_ms: list[float]
 
     def row(self) -> str:
         q = statistics.quantiles(self.latencies_ms, n=100)
         per_user = self.entries // self.users
+        server = f"{statistics.median(self.server_ms):.2f}" if self.server_ms else "-"
         return (
             f"| {self.backend} | {self.users:,} x {per_user:,} | "
             f"{statistics.median(self.latencies_ms):.2f} | {q[94]:.2f} | {q[98]:.2f} | "
-            f"{self.cpu_us:.0f} | {statistics.median(self.found):.0f} | "
+            f"{self.cpu_us:.0f} | {server} | {statistics.median(self.found):.0f} | "
             f"{self.entries / self.fill_seconds:,.0f} |"
         )
 
@@ -209,9 +217,33 @@ async def measure(backend: str, url: str, entries: int, users: int, samples: int
             latencies.append((time.perf_counter() - start) * 1000)
             cpu += time.process_time() - cpu_start
             found.append(len(response.memories))
+        server_ms = await execution_times(service, queries[:100]) if backend == "postgres" else []
     finally:
         await service.close()
-    return Result(backend, users, entries, fill_seconds, latencies, cpu / samples * 1e6, found)
+    return Result(
+        backend, users, entries, fill_seconds, latencies, cpu / samples * 1e6, found, server_ms
+    )
+
+
+async def execution_times(
+    service: DatabaseMemoryService, queries: list[tuple[str, str]]
+) -> list[float]:
+    """Return Postgres's own execution time of each search (EXPLAIN ANALYZE), in ms."""
+    explain = sa.text("EXPLAIN (ANALYZE, FORMAT JSON) " + str(POSTGRES_SEARCH.text))
+    times = []
+    async with service.engine.connect() as conn:
+        for user, query in queries:
+            params = {
+                "language": service.language,
+                "query": " or ".join(query_words(query)),
+                "app_name": APP,
+                "user_id": user,
+                "limit": DEFAULT_SEARCH_LIMIT,
+            }
+            plan = (await conn.execute(explain, params)).scalar_one()
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            times.append(float(plan[0]["Execution Time"]))
+    return times
 
 
 async def new_database(server_url: str) -> str:
@@ -226,11 +258,24 @@ async def new_database(server_url: str) -> str:
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
+async def drop_database(server_url: str, url: str) -> None:
+    """DROP the database `new_database` created."""
+    dsn = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 async def run(args: argparse.Namespace, server_url: str) -> list[Result]:
     results = []
     for users in args.users:
         url = await new_database(server_url)
-        results.append(await measure("postgres", url, args.entries, users, args.samples))
+        try:
+            results.append(await measure("postgres", url, args.entries, users, args.samples))
+        finally:
+            await drop_database(server_url, url)
         print(results[-1].row(), flush=True)
         if args.sqlite:
             with tempfile.TemporaryDirectory() as folder:
@@ -242,7 +287,8 @@ async def run(args: argparse.Namespace, server_url: str) -> list[Result]:
 
 HEADER = (
     "| backend | users x entries each | p50 ms | p95 ms | p99 ms | CPU/search µs "
-    "| memories found (median) | fill entries/s |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    "| in Postgres p50 ms | memories found (median) | fill entries/s |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
