@@ -2,16 +2,31 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Every dependency (direct and transitive, test and dev tools included) is pinned in LOCK;
+# the Docker image installs RUNTIME_LOCK (the runtime subset, same versions). After editing
+# the dependencies in pyproject.toml run `make lock` (LOCK_ARGS=--upgrade takes new releases).
+LOCK := requirements/lock.txt
+RUNTIME_LOCK := requirements/runtime.txt
+UV := uv==0.13.9
+COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 \
+	--custom-compile-command 'make lock' pyproject.toml
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(wildcard $(LOCK)) | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint fmt bench openapi migrate clean
+.PHONY: run test lint fmt bench openapi migrate lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+lock:  ## pin every dependency again from pyproject.toml (LOCK_ARGS=--upgrade for new releases)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet '$(UV)'
+	$(COMPILE) --extra dev $(LOCK_ARGS) -o $(LOCK)
+	$(COMPILE) --constraint $(LOCK) -o $(RUNTIME_LOCK)
 
 run: $(STAMP)  ## serve the example agents on SQLite at http://127.0.0.1:8000 (offline)
 	AGENT_SERVICE_MIGRATE_ON_START=$${AGENT_SERVICE_MIGRATE_ON_START:-true} $(BIN)/agent-service serve
@@ -21,18 +36,19 @@ test: $(STAMP)  ## the whole test suite (starts its own Postgres)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check app tests benchmarks
+	$(BIN)/ruff format --check app tests benchmarks setup.py
 	$(BIN)/mypy app
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format app tests benchmarks
+	$(BIN)/ruff format app tests benchmarks setup.py
 
 bench: $(STAMP)  ## benchmarks (not run by CI)
 	$(BIN)/python benchmarks/runner_overhead.py
 	$(BIN)/python benchmarks/session_store.py
 	$(BIN)/python benchmarks/http_load.py
 	$(BIN)/python benchmarks/live_relay.py
+	$(BIN)/python benchmarks/stalled_reader.py
 	$(BIN)/python benchmarks/memory_search.py --sqlite
 
 openapi: $(STAMP)
@@ -42,4 +58,4 @@ migrate: $(STAMP)
 	$(BIN)/agent-service migrate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from app.errors import ConfigError, DatabaseUnavailableError
 from app.server.cli_commands import add_server_commands
 from app.sessions._engine import DEFAULT_DATABASE_URL, redact
-from app.sessions.migration import current_revision, head_revision, upgrade
 
 DATABASE_URL_ENV = "AGENT_SERVICE_DATABASE_URL"
 
@@ -84,6 +83,9 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 async def _migrate_async(url: str, *, check: bool) -> int:
+    # Imported here: alembic is not needed by `serve`, whose start-up it would slow.
+    from app.sessions.migration import current_revision, head_revision, upgrade
+
     where = redact(url)
     head = head_revision()
     current = await current_revision(url)

@@ -52,7 +52,11 @@ class BaseArtifactService(abc.ABC):
         artifact: types.Part,
         custom_metadata: dict[str, Any] | None = None,
     ) -> int:
-        """Store a new version and return its number (0 for the first)."""
+        """Store a new version and return its number (0 for the first).
+
+        Raises:
+            InvalidRequestError: the filename breaks `app.ids` rules (unusable over HTTP).
+        """
 
     @abc.abstractmethod
     async def load_artifact(

@@ -39,6 +39,7 @@ from app.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
 )
+from app.ids import check_artifact_name
 from app.sessions._engine import open_engine, transaction_engine, unavailable_error
 
 logger = logging.getLogger(__name__)
@@ -142,9 +143,10 @@ class DatabaseArtifactService(BaseArtifactService):
 
         Raises:
             ValueError: the Part carries neither inline_data nor text, or its text holds a
-                NUL character (an `InvalidRequestError`).
+                NUL character, or the filename breaks `app.ids` rules (an `InvalidRequestError`).
             PayloadTooLargeError: the version is larger than `max_bytes`.
         """
+        check_artifact_name(filename)
         if artifact.inline_data is None and artifact.text is None:
             raise ValueError("An artifact must carry inline_data or text.")
         blob = artifact.inline_data

@@ -9,6 +9,7 @@ from typing import Any
 from google.genai import types
 
 from app.artifacts.base_artifact_service import ArtifactVersion, BaseArtifactService, is_user_scoped
+from app.ids import check_artifact_name
 
 _Key = tuple[str, str, str | None, str]
 
@@ -35,6 +36,7 @@ class InMemoryArtifactService(BaseArtifactService):
         custom_metadata: dict[str, Any] | None = None,
     ) -> int:
         """Store a new version; see `BaseArtifactService.save_artifact`."""
+        check_artifact_name(filename)
         if artifact.inline_data is None and artifact.text is None:
             raise ValueError("An artifact must carry inline_data or text.")
         if artifact.inline_data is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.events.llm_response import LlmResponse
 from app.models.base_llm import BaseLlm
 from app.models.base_llm_connection import BaseLlmConnection
-from app.models.gemini import Gemini
+from app.models.gemini import Gemini, GeminiCredentialsError
 from app.models.llm_request import LlmRequest
 from app.models.registry import LLMRegistry
 
@@ -15,6 +15,7 @@ __all__ = [
     "BaseLlm",
     "BaseLlmConnection",
     "Gemini",
+    "GeminiCredentialsError",
     "LLMRegistry",
     "LlmRequest",
     "LlmResponse",

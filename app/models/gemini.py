@@ -8,7 +8,8 @@ reads google-genai's standard environment: `GOOGLE_API_KEY`/`GEMINI_API_KEY`,
 Failures of a model call do not raise: `generate_content_async` yields one `LlmResponse` with
 `error_code` (the API status name such as `RESOURCE_EXHAUSTED`, or the numeric code) and
 `error_message`; a transport failure (connection refused, timeout) has code `UNAVAILABLE`.
-Opening a live connection that fails raises `ModelError`.
+Opening a live connection that fails raises `ModelError`. Without credentials the first call
+raises `GeminiCredentialsError`, which names the variables to set.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from typing import Any
 
 import httpx
 from google import genai
+from google.auth import exceptions as google_auth_errors
 from google.genai import errors as genai_errors  # it defines its own CancelledError
 from google.genai import types
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, ValidationError
 from websockets.exceptions import WebSocketException
 
 from app import __version__
-from app.errors import ModelError
+from app.errors import ConfigError, ModelError
 from app.events.llm_response import LlmResponse
 from app.models.base_llm import BaseLlm
 from app.models.gemini_llm_connection import GeminiLlmConnection, api_error_code
@@ -51,6 +53,18 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 _TRANSPORT_ERRORS = _transport_errors()
 _TRACKING = f"agent-service/{__version__}"
+
+CREDENTIALS_HELP = (
+    "Gemini needs credentials: set GOOGLE_API_KEY (or GEMINI_API_KEY) for the Gemini API, or "
+    "GOOGLE_GENAI_USE_VERTEXAI=true with GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION (and "
+    "Application Default Credentials, e.g. GOOGLE_APPLICATION_CREDENTIALS) for Vertex AI. "
+    "To run offline, pass a model from the test kit instead, e.g. "
+    "model=app.testing.ScriptedModel([...])."
+)
+
+
+class GeminiCredentialsError(ConfigError):
+    """The google-genai client could not be built: no API key or Vertex AI setup found."""
 
 
 class Gemini(BaseLlm):
@@ -81,7 +95,13 @@ class Gemini(BaseLlm):
     def api_client(self) -> genai.Client:
         """The google-genai client, created on first use and then reused."""
         if self._client is None:
-            self._client = genai.Client(http_options=self._client_http_options())
+            try:
+                self._client = genai.Client(http_options=self._client_http_options())
+            except ValidationError:
+                raise  # bad options, not missing credentials
+            except (ValueError, google_auth_errors.GoogleAuthError) as error:
+                # google-genai's own message says what is missing, not how we read it.
+                raise GeminiCredentialsError(f"{CREDENTIALS_HELP} ({error})") from error
         return self._client
 
     async def aclose(self) -> None:

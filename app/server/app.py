@@ -26,6 +26,7 @@ from app.server.errors import install_error_handlers
 from app.server.idle_sessions import IdleSessionCloser
 from app.server.limits import RequestLimitsMiddleware
 from app.server.loader import BrokenApp, load_agents
+from app.server.openapi import install_openapi
 from app.server.registry import RunnerRegistry
 from app.server.routes import ROUTERS
 from app.server.settings import Settings, load_settings
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_openapi(app)
     # add_middleware wraps: the last one added is the outermost. CORS goes outside so that
     # 413s carry CORS headers.
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)

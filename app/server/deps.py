@@ -14,12 +14,19 @@ from fastapi import Depends, Path, Request
 from starlette.requests import HTTPConnection
 
 from app.artifacts import BaseArtifactService
+from app.ids import (
+    MAX_ARTIFACT_NAME_LENGTH,
+    MAX_ID_LENGTH,
+    NAME_PATTERN,
+    SEGMENT_PATTERN,
+    SESSION_ID_RULE,
+)
 from app.memory import BaseMemoryService
 from app.server.errors import UnsupportedMediaTypeError
 from app.server.idle_sessions import IdleSessionCloser
 from app.server.registry import RunnerRegistry
-from app.server.schemas import ID_PATTERN
 from app.server.settings import Settings
+from app.server.text_checks import check_body, may_hold_forbidden
 from app.sessions import BaseSessionService
 
 
@@ -72,36 +79,57 @@ Registry = Annotated[RunnerRegistry, Depends(get_registry)]
 Memory = Annotated[BaseMemoryService, Depends(get_memory)]
 
 AppName = Annotated[
-    str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="App name.")
+    str,
+    Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=SEGMENT_PATTERN, description="App name."),
 ]
 UserId = Annotated[
-    str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="User id.")
+    str,
+    Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=SEGMENT_PATTERN, description="User id."),
 ]
 SessionId = Annotated[
-    str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="Session id.")
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=SEGMENT_PATTERN,
+        description=f"Session id: {SESSION_ID_RULE}.",
+    ),
 ]
 ArtifactName = Annotated[
     str,
-    Path(min_length=1, max_length=256, pattern=ID_PATTERN, description="Artifact file name."),
+    Path(
+        min_length=1,
+        max_length=MAX_ARTIFACT_NAME_LENGTH,
+        pattern=NAME_PATTERN,
+        description="Artifact file name (may contain `/`).",
+    ),
 ]
 
 
 async def require_json(request: Request) -> None:
-    """Refuse a body that is declared as something other than JSON (415).
+    """Refuse a body that is not declared as JSON (415) or that holds text we cannot store (422).
 
-    A body without a Content-Type is parsed as JSON, as FastAPI does.
+    A body without a Content-Type is parsed as JSON, as FastAPI does. NUL characters and lone
+    surrogates are refused anywhere in it, keys included (see `text_checks`).
     """
     content_type = request.headers.get("content-type")
-    if content_type is None:
+    if content_type is not None:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if not (
+            media_type == "application/json"
+            or (media_type.startswith("application/") and media_type.endswith("+json"))
+        ):
+            raise UnsupportedMediaTypeError(
+                f"Expected an application/json body, got {media_type or 'an empty Content-Type'}."
+            )
+    raw = await request.body()  # already read (and parsed) by FastAPI: both are cached
+    if not may_hold_forbidden(raw):
         return
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
-        return
-    raise UnsupportedMediaTypeError(
-        f"Expected an application/json body, got {media_type or 'an empty Content-Type'}."
-    )
+    try:
+        body = await request.json()
+    except (ValueError, RecursionError):
+        return  # not JSON: FastAPI's own body validation answers it
+    check_body(body)
 
 
 JsonBody = Depends(require_json)

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.errors import (
     AgentServiceError,
@@ -26,6 +27,7 @@ from app.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from app.server.text_checks import printable
 
 logger = logging.getLogger(__name__)
 
@@ -127,14 +129,33 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     response = problem(status, code, detail)
     if exc.headers:
         response.headers.update(exc.headers)
+    if status == 405:
+        # Starlette lists only the methods of the first route matching the path; the
+        # session path has one route per method.
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Return every method some route of the app answers on this request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 def _clean_error(error: Any) -> dict[str, Any]:
     """Keep the JSON-safe parts of a pydantic error (`input`/`ctx` may hold arbitrary objects)."""
     return {
-        "loc": [str(part) for part in error.get("loc", ())],
-        "msg": str(error.get("msg", "")),
+        "loc": [printable(str(part)) for part in error.get("loc", ())],
+        "msg": printable(str(error.get("msg", ""))),
         "type": str(error.get("type", "")),
     }
 

@@ -1,4 +1,5 @@
-"""Request limits checked before routing: body size, and control characters in the path."""
+"""Request limits checked before routing: body size, control characters in the path, NUL in
+the query string."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.server.errors import PROBLEM_MEDIA_TYPE, problem_body
+from app.server.text_checks import FORBIDDEN_TEXT_MSG, FORBIDDEN_TEXT_TYPE
 
 
 class BodyTooLargeError(HTTPException):
@@ -23,7 +25,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RequestLimitsMiddleware:
-    """Answer 413 `payload_too_large` for bodies over `max_body_bytes`, 422 for bad paths.
+    """Answer 413 `payload_too_large` for bodies over `max_body_bytes`, 422 for bad paths and
+    query strings holding NUL.
 
     A path with a control character (an id like `a%00b`) is refused before routing, so it is
     a 422 on every route, including `{name:path}` ones whose regex cannot match a newline.
@@ -44,6 +47,12 @@ class RequestLimitsMiddleware:
         if _CONTROL.search(scope["path"]):
             detail = "The path must not contain control characters."
             error = {"loc": ["path"], "msg": detail, "type": "string_pattern_mismatch"}
+            await _send_problem(send, 422, "invalid_request", detail, errors=[error])
+            return
+        if b"%00" in scope["query_string"]:
+            # A lone surrogate cannot get here: query strings are decoded with replacement.
+            error = {"loc": ["query"], "msg": FORBIDDEN_TEXT_MSG, "type": FORBIDDEN_TEXT_TYPE}
+            detail = "The query string must not contain NUL characters."
             await _send_problem(send, 422, "invalid_request", detail, errors=[error])
             return
         limit = self.max_body_bytes

@@ -10,6 +10,12 @@ callbacks already queued: a frame whose run then waits on the database or the mo
 once, and frames produced together (the head and the first event, the last event and the `end`
 frame) share one write.
 
+Backpressure is uvicorn's: once the socket's transport holds more than its high-water mark,
+it pauses the protocol and uvicorn's `send()` waits until the reader catches up. Writes held
+back here would hide from that check, so as soon as more than the high-water mark is pending
+they go to the socket at once. A reader that stops reading therefore costs at most about two
+high-water marks of buffered bytes (plus one chunk), not the whole answer.
+
 `agent-service serve` uses these protocols (`--http auto|h11|httptools` picks the parser).
 WebSocket upgrades hand the plain transport to the WebSocket protocol.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 try:
@@ -42,13 +49,21 @@ class CoalescingTransport(asyncio.Transport):
         self.inner = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._high_water = _high_water(transport)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
         if not self._pending:
             self._loop.call_soon(self.flush)
-        self._pending.append(bytes(data))
+        chunk = bytes(data)
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        if self._pending_bytes > self._high_water:
+            # Let the socket's transport see it now: above its mark it pauses the protocol,
+            # and the next `send()` waits for the reader instead of buffering the answer.
+            self.flush()
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -61,6 +76,7 @@ class CoalescingTransport(asyncio.Transport):
             return
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
+        self._pending_bytes = 0
         if not self.inner.is_closing():
             self.inner.write(data)
 
@@ -74,6 +90,7 @@ class CoalescingTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self._pending.clear()
+        self._pending_bytes = 0
         self.inner.abort()
 
     def can_write_eof(self) -> bool:
@@ -101,13 +118,22 @@ class CoalescingTransport(asyncio.Transport):
         self.inner.resume_reading()
 
     def get_write_buffer_size(self) -> int:
-        return self.inner.get_write_buffer_size() + sum(map(len, self._pending))
+        return self.inner.get_write_buffer_size() + self._pending_bytes
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self.inner.get_write_buffer_limits()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         self.inner.set_write_buffer_limits(high, low)
+        self._high_water = _high_water(self.inner)
+
+
+def _high_water(transport: asyncio.Transport) -> int:
+    """The size above which `transport` pauses its protocol's writing."""
+    try:
+        return transport.get_write_buffer_limits()[1]
+    except NotImplementedError:  # a transport without flow control: uvicorn's own mark
+        return HIGH_WATER_LIMIT
 
 
 class _Coalescing:

@@ -6,31 +6,39 @@ fields, so a typo is a 422 rather than silently ignored.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from google.genai import types
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     StringConstraints,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from app._genai_enums import strict_enums
 from app.artifacts import ArtifactVersion
 from app.events.event import Event
+from app.ids import MAX_ID_LENGTH, SEGMENT_PATTERN, SESSION_ID_RULE
 from app.sessions import Session
 
-ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-"""Ids (app, user, session, artifact names): any text without control characters."""
-
-SessionIdField = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
+SessionIdField = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=SEGMENT_PATTERN),
+    Field(description=f"Session id: {SESSION_ID_RULE}."),
+]
 
 
 class _In(BaseModel):
-    """Base of request bodies: camelCase or snake_case keys, unknown keys refused."""
+    """Base of request bodies: camelCase or snake_case keys, unknown keys refused.
+
+    Enum fields of google-genai types inside (e.g. `executableCode.language`) accept only
+    their documented values, not any string (see `app._genai_enums`).
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -39,6 +47,12 @@ class _In(BaseModel):
         serialize_by_alias=True,
         extra="forbid",
     )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _strict_enums(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        with strict_enums():
+            return handler(data)
 
 
 class _Out(BaseModel):
@@ -83,7 +97,21 @@ class RunConfigRequest(_In):
 
 
 class RunRequest(_In):
-    """Body of `POST .../sessions/{sid}:run`."""
+    """Body of `POST .../sessions/{sid}:run`; `newMessage` is required unless `invocationId`
+    or a non-empty `stateDelta` is given."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["newMessage"], "properties": {"newMessage": {"type": "object"}}},
+                {"required": ["invocationId"], "properties": {"invocationId": {"type": "string"}}},
+                {
+                    "required": ["stateDelta"],
+                    "properties": {"stateDelta": {"type": "object", "minProperties": 1}},
+                },
+            ]
+        }
+    )
 
     new_message: types.Content | None = None
     """The user's message; its role is forced to `user`."""
@@ -206,6 +234,16 @@ class RunResultOut(_Out):
     events: list[Event]
 
 
+class RunEndOut(_Out):
+    """The data of the `event: end` frame that closes every run stream."""
+
+    invocation_id: str | None
+    last_seq: int | None
+    """The seq of the last stored event (None when nothing was stored)."""
+
+    reason: Literal["completed", "error", "cancelled"]
+
+
 class ArtifactListOut(_Out):
     """`GET .../artifacts`."""
 
@@ -241,6 +279,7 @@ __all__ = [
     "PatchSessionRequest",
     "ProblemOut",
     "RunConfigRequest",
+    "RunEndOut",
     "RunRequest",
     "RunResultOut",
     "SessionListOut",

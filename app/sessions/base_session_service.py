@@ -72,6 +72,7 @@ class BaseSessionService(abc.ABC):
 
         Raises:
             AlreadyExistsError: `session_id` is taken for this app and user.
+            InvalidRequestError: `session_id` breaks `app.ids` rules (unusable in a URL).
         """
 
     @abc.abstractmethod

@@ -31,6 +31,7 @@ from app.errors import (
     StaleSessionError,
 )
 from app.events.event import Event
+from app.ids import check_session_id
 from app.sessions import _schema
 from app.sessions._closures import ClosureSql
 from app.sessions._engine import open_engine, unavailable_error
@@ -124,6 +125,7 @@ class DatabaseSessionService(BaseSessionService):
     ) -> Session:
         """Create a session; see `BaseSessionService.create_session`."""
         sid = session_id.strip() if session_id and session_id.strip() else str(uuid.uuid4())
+        check_session_id(sid)
         app_delta, user_delta, session_state = split_state(state or {})
         key = (app_name, user_id, sid)
         now = time.time()

@@ -11,6 +11,7 @@ from typing import Any
 
 from app.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
 from app.events.event import Event
+from app.ids import check_session_id
 from app.sessions.base_session_service import (
     BaseSessionService,
     GetSessionConfig,
@@ -56,6 +57,7 @@ class InMemorySessionService(BaseSessionService):
     ) -> Session:
         """Create a session; see `BaseSessionService.create_session`."""
         sid = session_id.strip() if session_id and session_id.strip() else str(uuid.uuid4())
+        check_session_id(sid)
         app_delta, user_delta, session_state = split_state(state or {})
         with self._lock:
             key = (app_name, user_id, sid)

@@ -47,24 +47,28 @@ _ALEMBIC_LOCK = threading.Lock()
 
 
 def migrations_dir() -> Path:
-    """Return the alembic folder: `$AGENT_SERVICE_MIGRATIONS_DIR`, else `<repo>/migrations`.
+    """Return the alembic folder: `$AGENT_SERVICE_MIGRATIONS_DIR`, else the one shipped.
+
+    The wheel carries the migrations as `app/_migrations`; a checkout (editable install) has
+    them in `<repo>/migrations`.
 
     Raises:
         ConfigError: the folder has no `env.py`.
     """
     configured = os.environ.get(MIGRATIONS_DIR_ENV)
-    path = (
-        Path(configured)
-        if configured
-        else Path(app.__file__).resolve().parent.parent / "migrations"
+    if configured:
+        candidates = [Path(configured)]
+    else:
+        package = Path(app.__file__).resolve().parent
+        candidates = [package / "_migrations", package.parent / "migrations"]
+    for path in candidates:
+        if (path / "env.py").is_file():
+            return path
+    source = MIGRATIONS_DIR_ENV if configured else "the installed package or the repository root"
+    raise ConfigError(
+        f"No alembic migrations found in {' or '.join(map(str, candidates))} (from {source}); "
+        f"set {MIGRATIONS_DIR_ENV} to the folder holding env.py and versions/."
     )
-    if not (path / "env.py").is_file():
-        source = MIGRATIONS_DIR_ENV if configured else "the repository root"
-        raise ConfigError(
-            f"No alembic migrations found in {path} (from {source}); set {MIGRATIONS_DIR_ENV} "
-            "to the folder holding env.py and versions/."
-        )
-    return path
 
 
 def alembic_config() -> Config:

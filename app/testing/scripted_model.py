@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -40,6 +40,14 @@ class ScriptedModel(BaseLlm):
     """Every request received, in order."""
 
     _index: int = PrivateAttr(default=0)
+
+    def __init__(self, responses: Iterable[Any] | None = None, /, **data: Any) -> None:
+        """Take the script positionally (`ScriptedModel(["Hi."])`) or as `responses=`."""
+        if responses is not None:
+            if "responses" in data:
+                raise TypeError("ScriptedModel got its script both positionally and as responses=")
+            data["responses"] = list(responses)
+        super().__init__(**data)
 
     @property
     def calls(self) -> int:

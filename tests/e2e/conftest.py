@@ -1,4 +1,9 @@
-"""End-to-end fixtures: real uvicorn in a subprocess on a loopback port, on real Postgres."""
+"""End-to-end fixtures: `agent-service serve` in a subprocess on a loopback port, on real Postgres.
+
+The server is the production command line (uvicorn with the coalescing protocols of
+`app/server/protocols.py`, httptools and uvloop when installed), configured only through the
+`AGENT_SERVICE_*` environment, as a deployment would be.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from app.testing.postgres import free_port
 
 AGENTS_FIXTURE = Path(__file__).resolve().parent / "agents_fixture"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The console script installed next to this interpreter (`pip install -e .` puts it there).
+AGENT_SERVICE = Path(sys.executable).with_name("agent-service")
 STARTUP_TIMEOUT_SECONDS = 30.0
 KEEPALIVE_SECONDS = 0.3
 
@@ -39,9 +46,9 @@ class ServerProcess:
 def running_servers(
     database_url: str, tmp_path: Path, *names: str, **env: str
 ) -> Iterator[list[ServerProcess]]:
-    """Run one `uvicorn --factory app.server.app:create_app` per name on `database_url`.
+    """Run one `agent-service serve` per name on `database_url` until exit.
 
-    The processes start together (start-up dominates these tests) and are stopped at exit.
+    The processes start together (start-up dominates multi-process tests).
     """
     servers: list[ServerProcess] = []
     try:
@@ -65,8 +72,15 @@ def running_servers(
 def running_server(
     database_url: str, tmp_path: Path, name: str = "server", **env: str
 ) -> Iterator[ServerProcess]:
-    """Run one server on `database_url` until exit."""
+    """Run one `agent-service serve` on `database_url` until exit."""
     with running_servers(database_url, tmp_path, name, **env) as (running,):
+        yield running
+
+
+@pytest.fixture
+def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """Start `agent-service serve` on a fresh migrated database."""
+    with running_server(pg_db_url, tmp_path) as running:
         yield running
 
 
@@ -83,35 +97,13 @@ def _launch(database_url: str, log_path: Path, env: dict[str, str]) -> ServerPro
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "app.server.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                # What `agent-service serve` runs: httptools with coalesced writes.
-                "--http",
-                "app.server.protocols:CoalescingHttpToolsProtocol",
-            ],
+            [str(AGENT_SERVICE), "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO_ROOT,
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     return ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
-
-
-@pytest.fixture
-def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    """Start the server on a fresh migrated Postgres database."""
-    with running_server(pg_db_url, tmp_path) as running:
-        yield running
 
 
 def _wait_healthy(server: ServerProcess) -> None:

@@ -489,6 +489,14 @@ async def test_client_close_frame_ends_the_model_connection(server: LiveServer) 
         (b"", "invalid_request"),
         ("x" * (256 * 1024 + 1), "payload_too_large"),
         (b"\x00" * (256 * 1024 + 2), "payload_too_large"),
+        ('{"content": {"role": "user", "parts": [{"text": "a\\u0000b"}]}}', "invalid_request"),
+        ('{"content": {"role": "user", "parts": [{"text": "a\\ud800b"}]}}', "invalid_request"),
+        ('{"blob": {"mimeType": "\\udfff", "data": "AAA="}}', "invalid_request"),
+        (
+            '{"content": {"parts": [{"executableCode": {"language": 1.5, "code": "x"}}]}}',
+            "invalid_request",
+        ),
+        ('{"content": {"parts": [{"text": "x", "mediaProcessing": "NOPE"}]}}', "invalid_request"),
     ],
     ids=[
         "not-json",
@@ -501,6 +509,11 @@ async def test_client_close_frame_ends_the_model_connection(server: LiveServer) 
         "empty-binary",
         "big-text",
         "big-binary",
+        "nul",
+        "surrogate",
+        "surrogate-in-blob",
+        "enum-number",
+        "enum-unknown",
     ],
 )
 async def test_bad_frames_get_an_error_frame_and_reading_continues(
@@ -516,8 +529,14 @@ async def test_bad_frames_get_an_error_frame_and_reading_continues(
 
     problem = error["error"]
     assert problem["code"] == code
-    assert problem["status"] in (400, 413)
+    assert problem["status"] in (400, 413, 422)
     assert {"type", "title", "status", "detail", "code"} <= set(problem)
+    if isinstance(frame, str) and frame.startswith('{"content": {"parts"'):
+        assert problem["status"] == 422  # a wrong value names its field
+        assert problem["errors"][0]["loc"][:3] == ["content", "parts", "0"]
+    if isinstance(frame, str) and "\\u" in frame:
+        assert problem["status"] == 422
+        assert problem["errors"][0]["type"] == "string_forbidden_character"
     assert describe(frames[-2]) == "live_agent text=still here"
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import httpx
+from urllib.parse import quote
 
-from .helpers import assert_problem, message
+import httpx
+import pytest
+from google.genai import types
+
+from app.errors import InvalidRequestError
+
+from .helpers import assert_problem, message, services_of
 
 BASE = "/apps/scripted/users/u1/sessions"
+_TEXT = types.Part(text="t")
 
 
 async def _saved(client: httpx.AsyncClient, sid: str = "s") -> None:
@@ -67,3 +74,48 @@ async def test_missing_artifacts_and_sessions_are_404(client: httpx.AsyncClient)
         await client.get(f"{BASE}/s/artifacts/dir/none.txt/versions"), 404, "artifact_not_found"
     )
     assert_problem(await client.get(f"{BASE}/missing/artifacts"), 404, "session_not_found")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a/versions", "a\nb", "tab\tname", "/abs", "a//b", "./a", "a/..", "", "x" * 257],
+)
+async def test_artifact_names_unusable_over_http_are_refused_when_saved(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    artifacts = services_of(client).artifacts
+    with pytest.raises(InvalidRequestError, match="Invalid artifact name"):
+        await artifacts.save_artifact(
+            app_name="scripted", user_id="u1", session_id="s", filename=name, artifact=_TEXT
+        )
+    assert (
+        await artifacts.list_artifact_keys(app_name="scripted", user_id="u1", session_id="s") == []
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["versions", "dir/file.txt", "a b?#%.txt", "caf\u00e9/x", "user:shared/v1", "..."]
+)
+async def test_every_artifact_name_allowed_is_fully_usable(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    await client.post(BASE, json={"sessionId": "s"})
+    await services_of(client).artifacts.save_artifact(
+        app_name="scripted", user_id="u1", session_id="s", filename=name, artifact=_TEXT
+    )
+    url = f"{BASE}/s/artifacts/" + quote(name, safe="/:")
+
+    assert name in (await client.get(f"{BASE}/s/artifacts")).json()["artifacts"]
+    assert (await client.get(url)).json() == {"text": "t"}
+    versions = (await client.get(url + "/versions")).json()["versions"]
+    assert [v["version"] for v in versions] == [0]
+    assert (await client.delete(url)).status_code == 204
+    assert_problem(await client.get(url), 404, "artifact_not_found")
+
+
+async def test_delete_on_the_versions_resource_is_405(client: httpx.AsyncClient) -> None:
+    await _saved(client)
+    response = await client.delete(f"{BASE}/s/artifacts/note.txt/versions")
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET"
+    assert (await client.get(f"{BASE}/s/artifacts/note.txt")).status_code == 200

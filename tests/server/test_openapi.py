@@ -37,3 +37,44 @@ def test_openapi_documents_every_route_of_the_contract() -> None:
     assert {p: set(ops) for p, ops in paths.items()} == expected
     run = paths[base + "/{sid}:run"]["post"]
     assert set(run["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
+
+
+def test_every_error_response_is_documented_as_problem_json() -> None:
+    document = openapi_document()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                assert response["content"] == {
+                    "application/problem+json": {
+                        "schema": {"$ref": "#/components/schemas/ProblemOut"}
+                    }
+                }, f"{method} {path} {status}"
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_statuses_the_server_answers_outside_fastapi_are_documented() -> None:
+    paths = openapi_document()["paths"]
+    base = "/apps/{app}/users/{uid}/sessions"
+    listing = paths[base]["get"]["responses"]
+    assert {"400", "404", "422", "503"} <= set(listing)
+    for path, method in ((base, "post"), (base + "/{sid}", "patch"), (base + "/{sid}:run", "post")):
+        assert {"400", "413", "415", "422"} <= set(paths[path][method]["responses"]), path
+
+
+def test_run_body_requires_new_message_unless_resuming_or_setting_state() -> None:
+    run_request = openapi_document()["components"]["schemas"]["RunRequest"]
+    required = [option["required"] for option in run_request["anyOf"]]
+    assert required == [["newMessage"], ["invocationId"], ["stateDelta"]]
+
+
+def test_the_sse_response_describes_one_event() -> None:
+    run = openapi_document()["paths"]["/apps/{app}/users/{uid}/sessions/{sid}:run"]["post"]
+    event = run["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    assert event["type"] == "object"
+    assert event["properties"]["event"]["enum"] == ["message", "error", "end"]
+    data = event["properties"]["data"]
+    assert data["contentMediaType"] == "application/json"
+    refs = [option["$ref"].rsplit("/", 1)[1] for option in data["contentSchema"]["oneOf"]]
+    assert refs == ["Event", "ProblemOut", "RunEndOut"]

@@ -1,4 +1,7 @@
-"""Coalesced writes: what one event-loop pass writes reaches the socket as one write."""
+"""Coalesced writes: what one event-loop pass writes reaches the socket as one write.
+
+And the writer still waits for a slow reader: uvicorn's flow control sees the coalesced bytes.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +45,9 @@ class RecordingTransport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return 7
 
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (16, 64)
+
 
 async def test_writes_of_one_loop_pass_are_sent_together() -> None:
     inner = RecordingTransport()
@@ -55,6 +61,22 @@ async def test_writes_of_one_loop_pass_are_sent_together() -> None:
     transport.write(b"c")
     await asyncio.sleep(0)
     assert inner.writes[1:] == [b"c"]
+
+
+async def test_more_than_the_high_water_mark_is_handed_to_the_socket_at_once() -> None:
+    inner = RecordingTransport()  # high-water mark 64 bytes
+    transport = CoalescingTransport(inner, asyncio.get_running_loop())
+    transport.write(b"h" * 40)
+    transport.write(memoryview(b"b" * 24))
+    assert inner.writes == []  # 64 bytes: not above the mark yet
+    transport.write(b"!")
+    assert inner.writes == [b"h" * 40 + b"b" * 24 + b"!"]
+    assert transport.get_write_buffer_size() == 7
+    transport.write(b"x" * 100)  # one write larger than the mark goes at once too
+    assert inner.writes[1:] == [b"x" * 100]
+    transport.write(b"tail")
+    await asyncio.sleep(0)
+    assert inner.writes[2:] == [b"tail"]
 
 
 async def test_close_sends_what_is_pending_first_and_abort_drops_it() -> None:
@@ -161,3 +183,115 @@ async def test_a_streamed_response_takes_one_write_per_loop_pass(
         assert writes[1] == b"6\r\nthree;\r\n4\r\nfour\r\n0\r\n\r\n"
     writer.close()
     await writer.wait_closed()
+
+
+# --- backpressure: a reader that stops reading holds up the writer, not the whole answer -----
+
+CHUNK_BYTES = 4096
+CHUNKS = 2048  # an 8 MiB answer
+# Above the transport's high-water mark (64 KiB) the protocol is paused; what is pending
+# here is handed over as soon as it passes that mark: at most two marks plus one frame.
+BUFFER_BOUND = 2 * 65536 + CHUNK_BYTES + 64
+WAIT_SECONDS = 10.0
+
+
+def _chunk(index: int) -> bytes:
+    return b"%08d" % index + b"x" * (CHUNK_BYTES - 8)
+
+
+class _Burst:
+    """An ASGI app that sends a large answer in chunks, never awaiting anything but `send`."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": message["type"] + ".complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for index in range(CHUNKS):
+            await send({"type": "http.response.body", "body": _chunk(index), "more_body": True})
+            self.sent += 1
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _ReadyServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_a_stalled_reader_costs_a_bounded_buffer_not_the_answer(http: str) -> None:
+    app = _Burst()
+    paused = asyncio.Event()
+    buffered: list[int] = []  # the transport's buffered bytes after each socket write
+
+    class Watched(protocol_class(http)):  # type: ignore[misc, valid-type]
+        def connection_made(self, transport: Any) -> None:
+            # Keep the kernel's share small, so the writer meets the stall after a few chunks.
+            transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, 16384
+            )
+            super().connection_made(transport)
+            coalescing = self.transport
+            inner = coalescing.inner
+            send = inner.write
+
+            def write(data: bytes) -> None:
+                send(data)
+                buffered.append(coalescing.get_write_buffer_size())
+
+            inner.write = write
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            paused.set()
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = _ReadyServer(uvicorn.Config(app, http=Watched, log_level="warning", loop="asyncio"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # a small window
+    client.setblocking(False)
+    writer: asyncio.StreamWriter | None = None
+    try:
+        await asyncio.wait_for(server.ready.wait(), WAIT_SECONDS)
+        await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=client, limit=16384)
+        writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+
+        # The client reads nothing: the writer must stop, with a bounded buffer behind it.
+        await asyncio.wait_for(paused.wait(), WAIT_SECONDS)
+        assert app.sent < CHUNKS // 4, f"the writer ran ahead: {app.sent} of {CHUNKS} chunks"
+        assert max(buffered) <= BUFFER_BOUND, max(buffered)
+
+        # Reading resumes the writer; the whole answer arrives, in order.
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT_SECONDS)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        for index in range(CHUNKS):
+            frame = await asyncio.wait_for(
+                reader.readexactly(len(b"1000\r\n") + CHUNK_BYTES + 2), WAIT_SECONDS
+            )
+            assert frame == b"1000\r\n" + _chunk(index) + b"\r\n"
+        assert await asyncio.wait_for(reader.readexactly(5), WAIT_SECONDS) == b"0\r\n\r\n"
+        assert app.sent == CHUNKS
+        assert max(buffered) <= BUFFER_BOUND, max(buffered)
+    finally:
+        # A failed check must not leave the server waiting on this response.
+        if writer is None:
+            client.close()
+        else:
+            writer.close()
+            await writer.wait_closed()
+        server.should_exit = True
+        await serving

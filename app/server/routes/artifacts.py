@@ -5,11 +5,26 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from app.errors import ArtifactNotFoundError, SessionNotFoundError
 from app.server.deps import AppName, ArtifactName, Artifacts, SessionId, Sessions, UserId
 from app.server.schemas import ArtifactListOut, ArtifactVersionListOut, ProblemOut
 from app.sessions import BaseSessionService, GetSessionConfig
+
+
+class ArtifactPathConvertor(PathConvertor):
+    """`{name:artifact}`: a path, except one ending in `/versions`.
+
+    That suffix is the versions resource of the name before it (artifact names may not end
+    with it, see `app.ids`), so `DELETE .../a/versions` is a 405 there, not a 404 for an
+    artifact named `a/versions`.
+    """
+
+    regex = "(?:.*/(?!versions$)[^/]*|[^/]*)"
+
+
+register_url_convertor("artifact", ArtifactPathConvertor())
 
 router = APIRouter(tags=["artifacts"])
 
@@ -35,7 +50,6 @@ async def list_artifacts(
     return ArtifactListOut(artifacts=names)
 
 
-# Registered before `{name:path}`, which would otherwise swallow the `/versions` suffix.
 @router.get(_BASE + "/{name:path}/versions", responses=_NOT_FOUND)
 async def list_artifact_versions(
     app: AppName, uid: UserId, sid: SessionId, name: ArtifactName, artifacts: Artifacts
@@ -50,7 +64,7 @@ async def list_artifact_versions(
 
 
 @router.get(
-    _BASE + "/{name:path}",
+    _BASE + "/{name:artifact}",
     responses={
         200: {
             "description": "The artifact as a google-genai Part (`text` or `inlineData`).",
@@ -81,7 +95,7 @@ async def get_artifact(
 
 
 @router.delete(
-    _BASE + "/{name:path}", status_code=204, response_class=Response, responses=_NOT_FOUND
+    _BASE + "/{name:artifact}", status_code=204, response_class=Response, responses=_NOT_FOUND
 )
 async def delete_artifact(
     app: AppName, uid: UserId, sid: SessionId, name: ArtifactName, artifacts: Artifacts

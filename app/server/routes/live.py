@@ -28,7 +28,6 @@ import contextlib
 import enum
 import json
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +37,21 @@ from pydantic import ValidationError
 from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketState
 
+from app._genai_enums import strict_enums
 from app.agents import LiveRequest, LiveRequestQueue, RunConfig
 from app.errors import AlreadyExistsError, InvalidRequestError, SessionNotFoundError
 from app.events.event import Event
+from app.ids import SESSION_ID_RULE, is_valid_segment_id
 from app.runners import Runner
 from app.server.deps import ServicesDep
 from app.server.errors import problem_body, problem_for, status_of
-from app.server.schemas import ID_PATTERN
+from app.server.text_checks import (
+    FORBIDDEN_TEXT_MSG,
+    find_forbidden,
+    forbidden_text_error,
+    may_hold_forbidden,
+    printable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +133,8 @@ def _parse_query(params: QueryParams) -> tuple[list[str], bool]:
 
 
 def _check_id(name: str, value: str) -> None:
-    if not 1 <= len(value) <= 128 or re.fullmatch(ID_PATTERN, value) is None:
-        raise InvalidRequestError(f"Invalid {name}: 1 to 128 characters, no control characters.")
+    if not is_valid_segment_id(value):
+        raise InvalidRequestError(f"Invalid {name}: {SESSION_ID_RULE}.")
 
 
 async def _ensure_session(runner: Runner, uid: str, sid: str, *, create: bool) -> None:
@@ -333,14 +340,29 @@ class _LiveConnection:
                 413, "payload_too_large", f"Frames are limited to {MAX_FRAME_BYTES} bytes."
             )
             return None
+        if may_hold_forbidden(text):
+            with contextlib.suppress(ValueError, RecursionError):  # not JSON: reported below
+                loc = find_forbidden(json.loads(text))
+                if loc is not None:
+                    error = forbidden_text_error(loc)
+                    self._reject(422, "invalid_request", f"{FORBIDDEN_TEXT_MSG}.", [error])
+                    return None
         try:
-            request = LiveRequest.model_validate_json(text)
+            with strict_enums():
+                request = LiveRequest.model_validate_json(text)
         except ValidationError as exc:
             errors = [
-                {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+                {
+                    "loc": [printable(str(p)) for p in e.get("loc", ())],
+                    "msg": printable(str(e.get("msg", ""))),
+                }
                 for e in exc.errors()[:5]
             ]
-            self._reject(400, "invalid_request", "The frame is not a valid LiveRequest.", errors)
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                self._reject(400, "invalid_request", "The frame is not valid JSON.", errors)
+            else:
+                detail = "The frame is not a valid LiveRequest."
+                self._reject(422, "invalid_request", detail, errors)
             return None
         if not request.model_fields_set - {"partial"}:
             self._reject(400, "invalid_request", "A LiveRequest needs one field (e.g. content).")

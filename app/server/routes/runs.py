@@ -13,10 +13,34 @@ from app.server.schemas import ProblemOut, RunRequest, RunResultOut
 router = APIRouter(tags=["runs"])
 
 _SSE_DOC = (
-    "Server-Sent Events: `id: <seq>` + `data: <Event>` per stored event, `data: <Event>` per "
-    "partial event, `event: error` + problem on any failure once the message is stored, then one "
-    '`event: end` + `{"invocationId","lastSeq","reason"}`.'
+    "Server-Sent Events (`text/event-stream; charset=utf-8`), one frame per blank-line-ended "
+    "block: `id: <seq>` + `data: <Event>` per stored event; `data: <Event>` (no `id:`) per "
+    "partial event; `: ping` comments while the run is idle; `event: error` + "
+    "`data: <ProblemOut>` on any failure once the message is stored; then exactly one "
+    "`event: end` + `data: <RunEndOut>` (`reason`: `completed`, `error` or `cancelled`). "
+    "A stream without an `end` frame was cut short."
 )
+_SSE_EVENT_SCHEMA = {
+    # OpenAPI 3.1 convention for text/event-stream: `schema` describes one event.
+    "type": "object",
+    "description": _SSE_DOC,
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["message", "error", "end"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The stored seq."},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/Event"},
+                    {"$ref": "#/components/schemas/ProblemOut"},
+                    {"$ref": "#/components/schemas/RunEndOut"},
+                ]
+            },
+        },
+    },
+}
 
 
 @router.post(
@@ -27,12 +51,14 @@ _SSE_DOC = (
         200: {
             "model": RunResultOut,
             "description": "The run's events: SSE, or JSON with `Accept: application/json`.",
-            "content": {
-                "text/event-stream": {"schema": {"type": "string", "description": _SSE_DOC}}
-            },
+            "content": {"text/event-stream": {"schema": _SSE_EVENT_SCHEMA}},
         },
         404: {"model": ProblemOut, "description": "Unknown app or session."},
         409: {"model": ProblemOut, "description": "A run is already in progress."},
+        502: {
+            "model": ProblemOut,
+            "description": "JSON mode: the model failed; `events` holds what the run stored.",
+        },
         503: {"model": ProblemOut, "description": "The app failed to load."},
     },
 )

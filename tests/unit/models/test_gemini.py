@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from google.genai import types
 
+from app.agents import Agent
 from app.events.llm_response import LlmResponse
-from app.models import Gemini, LLMRegistry, LlmRequest
+from app.models import Gemini, GeminiCredentialsError, LLMRegistry, LlmRequest
+from app.runners import InMemoryRunner
 from app.testing import FakeGemini, FakeGeminiError, serve_fake_gemini
 from app.testing.fake_gemini import ServedFakeGemini
 
@@ -305,3 +308,55 @@ def test_registry_resolves_gemini_names(model: str) -> None:
 def test_registry_leaves_other_names_alone(model: str) -> None:
     with pytest.raises(ValueError):
         LLMRegistry.resolve(model)
+
+
+CREDENTIAL_VARIABLES = (
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_GENAI_USE_VERTEXAI",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_CLOUD_LOCATION",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
+
+
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No key, no Vertex settings, no gcloud config, no metadata-server probe."""
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+
+
+def assert_names_every_variable(error: GeminiCredentialsError) -> None:
+    for name in CREDENTIAL_VARIABLES:
+        assert name in str(error)
+    assert not isinstance(error, ValueError)
+
+
+@pytest.mark.usefixtures("no_credentials")
+async def test_a_call_without_credentials_raises_our_error_naming_the_variables() -> None:
+    gemini = Gemini()
+    with pytest.raises(GeminiCredentialsError) as caught:
+        await collect(gemini, request(user("hi")))
+    assert_names_every_variable(caught.value)
+    assert caught.value.code == "config_error"
+
+
+@pytest.mark.usefixtures("no_credentials")
+async def test_vertex_without_credentials_raises_our_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+    with pytest.raises(GeminiCredentialsError) as caught:
+        await collect(Gemini(), request(user("hi")))
+    assert_names_every_variable(caught.value)
+
+
+@pytest.mark.usefixtures("no_credentials")
+async def test_a_run_on_a_gemini_name_without_credentials_fails_with_our_error() -> None:
+    agent = Agent(name="assistant", model="gemini-2.5-flash")
+    async with InMemoryRunner(agent, app_name="demo") as runner:
+        with pytest.raises(GeminiCredentialsError, match="GOOGLE_API_KEY"):
+            await runner.run_debug("hi", quiet=True)

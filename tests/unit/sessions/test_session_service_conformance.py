@@ -90,6 +90,16 @@ async def test_create_session_generates_an_id(session_service: BaseSessionServic
     assert await reload(session_service, first)
 
 
+@pytest.mark.parametrize("sid", ["a/b", ".", "..", "tab\tid", "x" * 129])
+async def test_create_refuses_ids_unusable_in_a_url(
+    session_service: BaseSessionService, sid: str
+) -> None:
+    with pytest.raises(InvalidRequestError, match="Invalid session id"):
+        await session_service.create_session(app_name=APP, user_id=USER, session_id=sid)
+    page = await session_service.list_sessions(app_name=APP, user_id=USER)
+    assert page.sessions == []
+
+
 async def test_create_duplicate_id_raises_already_exists(
     session_service: BaseSessionService,
 ) -> None:

@@ -161,3 +161,16 @@ async def test_empty_script_raises_on_first_call() -> None:
 
 def test_script_exhausted_error_is_a_runtime_error() -> None:
     assert issubclass(ScriptExhaustedError, RuntimeError)
+
+
+async def test_script_is_accepted_positionally_as_the_readme_shows() -> None:
+    model = ScriptedModel(["Sunny in Paris.", "Bye."], model="scripted-2")
+    assert model.responses == ["Sunny in Paris.", "Bye."]
+    assert model.model == "scripted-2"
+    (response,) = await call(model)
+    assert text_of(response) == "Sunny in Paris."
+
+
+def test_script_given_twice_is_refused() -> None:
+    with pytest.raises(TypeError, match="both positionally and as responses="):
+        ScriptedModel(["a"], responses=["b"])
