@@ -305,7 +305,8 @@ class Runner:
     # Internals.
 
     async def _load_session(self, user_id: str, session_id: str) -> Session:
-        session = await self.session_service.get_session(
+        # Shared: the history is read, never edited, and copying it would cost every turn.
+        session = await self.session_service.get_session_shared(
             app_name=self.app_name, user_id=user_id, session_id=session_id
         )
         if session is not None:

@@ -7,10 +7,11 @@ Starts its own cluster (app.testing.postgres: initdb + pg_ctl, fsync off, loopba
 migrates it with alembic, and for sessions holding 10, 1,000 and 10,000 events measures:
 
 - `append_event`: one event with text content and a state delta (the single-statement write);
-- turn load, own append: `get_session` after this process appended (its cache is current);
-- turn load, other append: `get_session` after another service (a second replica) appended,
+- turn load, own append: `get_session_shared` (what the Runner calls each turn; the public
+  `get_session` adds a copy of every event) after this process appended (its cache is current);
+- turn load, other append: the same after another service (a second replica) appended,
   so the cache fetches and validates the one new event;
-- cold load: `get_session` with the cache disabled (every event read and validated), for scale.
+- cold load: the same with the cache disabled (every event read and validated), for scale.
 
 Prints a Markdown table of median and p99 latency in milliseconds, then one of this process's
 CPU time per operation in microseconds (`time.process_time`; the Postgres server's CPU is not
@@ -109,7 +110,7 @@ async def measure(
             await service.append_event(sessions[i % copies], next(pending))
 
         async def load(i: int) -> None:
-            assert await service.get_session(**keys[i % copies]) is not None
+            assert await service.get_session_shared(**keys[i % copies]) is not None
 
         replica_sessions: list[Session | None] = []
 
@@ -119,7 +120,7 @@ async def measure(
             await replica.append_event(replica_session, next(pending))
 
         async def load_cold(i: int) -> None:
-            assert await cold.get_session(**keys[i % copies]) is not None
+            assert await cold.get_session_shared(**keys[i % copies]) is not None
 
         for i in range(min(copies, 20)):  # connections, prepared statements
             await load(i)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import enum
 import time
 import uuid
 from typing import Any
 
 from google.genai import types
-from pydantic import Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr
 
 from app.events.event_actions import EventActions
 from app.events.llm_response import LlmResponse
@@ -70,6 +72,22 @@ class Event(LlmResponse):
             event.__pydantic_private__["_json"] = (event.seq, event.content, text)  # type: ignore[index]
         return event
 
+    def detached(self, *, keep_json: bool = False) -> Event:
+        """Return a deep copy that shares nothing mutable with this event.
+
+        Stores keep detached copies of what they store and hand detached copies out, so an
+        edit on either side changes nothing stored or cached. Much cheaper than
+        `model_copy(deep=True)` or a JSON round trip. `keep_json` carries the encoded JSON
+        over, for a copy nobody will edit (a store's own).
+        """
+        clone: Event = _detached_model(self)
+        cached = self.__pydantic_private__["_json"]  # type: ignore[index]
+        json = None
+        if keep_json and cached is not None and cached[0] == self.seq and cached[1] is self.content:
+            json = (clone.seq, clone.content, cached[2])
+        object.__setattr__(clone, "__pydantic_private__", {"_views": {}, "_json": json})
+        return clone
+
     def is_final_response(self) -> bool:
         """Return True when this event ends the agent's turn for the user."""
         if self.actions.skip_summarization or self.long_running_tool_ids:
@@ -124,3 +142,43 @@ class Event(LlmResponse):
     def to_dict(self) -> dict[str, object]:
         """Return the JSON-compatible dict form of `to_json()`."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+_ATOMIC = frozenset({str, bytes, int, float, bool, type(None)})
+"""Types whose values need no copy (checked by exact type: the common case is fast)."""
+
+
+def _detached_model(model: Any) -> Any:
+    """Copy a pydantic model without validation, detaching every mutable value inside."""
+    clone = model.__class__.__new__(model.__class__)
+    values = {
+        name: value if type(value) in _ATOMIC else _detached_value(value)
+        for name, value in model.__dict__.items()
+    }
+    object.__setattr__(clone, "__dict__", values)
+    object.__setattr__(clone, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+    extra = model.__pydantic_extra__
+    object.__setattr__(
+        clone, "__pydantic_extra__", None if extra is None else _detached_value(extra)
+    )
+    private = model.__pydantic_private__
+    object.__setattr__(clone, "__pydantic_private__", None if private is None else dict(private))
+    return clone
+
+
+def _detached_value(value: Any) -> Any:
+    if type(value) in _ATOMIC or isinstance(
+        value, str | bytes | int | float | enum.Enum | frozenset
+    ):
+        return value
+    if isinstance(value, BaseModel):
+        return _detached_model(value)
+    if isinstance(value, list):
+        return [_detached_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _detached_value(item) for key, item in value.items()}
+    if isinstance(value, set):
+        return set(value)  # of hashable, hence (by convention) immutable, items
+    if isinstance(value, tuple):
+        return tuple(_detached_value(item) for item in value)
+    return copy.deepcopy(value)

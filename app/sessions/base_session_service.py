@@ -84,7 +84,28 @@ class BaseSessionService(abc.ABC):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
-        """Return the session with its (selected) events, or None when it does not exist."""
+        """Return the session with its (selected) events, or None when it does not exist.
+
+        The session and its events are the caller's: editing them changes nothing stored.
+        """
+
+    async def get_session_shared(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """`get_session` for readers that never edit the events (the Runner, the HTTP routes).
+
+        The events may be the store's own (cached) objects: sharing them saves copying the
+        whole history on every turn. Edit none of them; `get_session` returns copies.
+        Stores without a cache need not override this.
+        """
+        return await self.get_session(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
 
     @abc.abstractmethod
     async def list_sessions(
@@ -112,6 +133,8 @@ class BaseSessionService(abc.ABC):
         limit: int | None = None,
     ) -> list[Event]:
         """Return stored events with `seq > after_seq`, oldest first, at most `limit`.
+
+        The events are the caller's: editing them changes nothing stored.
 
         Raises:
             SessionNotFoundError: the session does not exist.
@@ -143,6 +166,9 @@ class BaseSessionService(abc.ABC):
     @abc.abstractmethod
     async def append_event(self, session: Session, event: Event) -> Event:
         """Store a non-partial event and apply it to `session`; partial events pass through.
+
+        The store keeps `event` itself (a copy per append would cost a tenth of a turn), so
+        once appended it is read-only: to change one, edit a `detached()` copy.
 
         Raises:
             SessionNotFoundError: the session no longer exists.

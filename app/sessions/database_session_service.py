@@ -158,6 +158,22 @@ class DatabaseSessionService(BaseSessionService):
         config: GetSessionConfig | None = None,
     ) -> Session | None:
         """Return the session or None; see `BaseSessionService.get_session`."""
+        session = await self.get_session_shared(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
+        if session is not None:
+            session.events = [event.detached() for event in session.events]
+        return session
+
+    async def get_session_shared(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """`get_session` with the cache's own events; see the base class. Edit none of them."""
         key = (app_name, user_id, session_id)
         entry = self._cache.get(key)
         window = _window(config, entry)

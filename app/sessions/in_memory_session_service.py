@@ -27,7 +27,7 @@ _DEFAULT_PAGE_SIZE = 100
 
 @dataclass
 class _Stored:
-    """What the service keeps for one session; events are shared, never mutated once stored."""
+    """What the service keeps for one session; events are never mutated once stored."""
 
     state: dict[str, Any]
     events: list[Event] = field(default_factory=list)
@@ -78,6 +78,22 @@ class InMemorySessionService(BaseSessionService):
         config: GetSessionConfig | None = None,
     ) -> Session | None:
         """Return the session or None; see `BaseSessionService.get_session`."""
+        session = await self.get_session_shared(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
+        if session is not None:
+            session.events = [event.detached() for event in session.events]
+        return session
+
+    async def get_session_shared(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """`get_session` with the stored events themselves; see the base class. Edit none."""
         with self._lock:
             stored = self._sessions.get((app_name, user_id, session_id))
             if stored is None:
@@ -136,7 +152,7 @@ class InMemorySessionService(BaseSessionService):
             # seq is dense from 1, so the cursor is an index.
             start = max(after_seq, 0)
             end = None if limit is None else start + limit
-            return stored.events[start:end]
+            return [event.detached() for event in stored.events[start:end]]
 
     async def append_event(self, session: Session, event: Event) -> Event:
         """Store the event; see `BaseSessionService.append_event`."""

@@ -139,7 +139,9 @@ def _check_id(name: str, value: str) -> None:
 
 async def _ensure_session(runner: Runner, uid: str, sid: str, *, create: bool) -> None:
     service = runner.session_service
-    session = await service.get_session(app_name=runner.app_name, user_id=uid, session_id=sid)
+    session = await service.get_session_shared(
+        app_name=runner.app_name, user_id=uid, session_id=sid
+    )
     if session is not None:
         return
     if not create:

@@ -90,7 +90,10 @@ async def get_session(
     config = (
         None if num_recent_events is None else GetSessionConfig(num_recent_events=num_recent_events)
     )
-    session = await sessions.get_session(app_name=app, user_id=uid, session_id=sid, config=config)
+    # Shared: the events are only encoded (from their stored JSON), never edited.
+    session = await sessions.get_session_shared(
+        app_name=app, user_id=uid, session_id=sid, config=config
+    )
     if session is None:
         raise SessionNotFoundError(sid)
     return _json(_session_json(session))
@@ -101,7 +104,7 @@ async def update_session_state(
     app: AppName, uid: UserId, sid: SessionId, body: PatchSessionRequest, sessions: Sessions
 ) -> Response:
     """Set state keys by appending one state-only event authored `user`."""
-    session = await sessions.get_session(app_name=app, user_id=uid, session_id=sid)
+    session = await sessions.get_session_shared(app_name=app, user_id=uid, session_id=sid)
     if session is None:
         raise SessionNotFoundError(sid)
     event = Event(

@@ -257,6 +257,57 @@ async def test_returned_sessions_are_independent_copies(
     assert len(second.events) == 1 and second.state == {"k": 1}
 
 
+def _edit(event: Event) -> None:
+    """Edit an event every way a caller might: nested content, actions, top-level fields."""
+    assert event.content is not None and event.content.parts
+    event.content.parts[0].text = "edited"
+    event.content.parts.append(types.Part(text="appended"))
+    event.actions.state_delta["k"] = "edited"
+    event.author = "mallory"
+
+
+async def _assert_untouched(service: BaseSessionService, session: Session) -> None:
+    for loaded in (
+        (await reload(service, session)).events,
+        (
+            await service.get_session_shared(app_name=APP, user_id=USER, session_id=session.id)
+        ).events,  # type: ignore[union-attr]
+        await service.list_events(app_name=APP, user_id=USER, session_id=session.id),
+    ):
+        [event] = loaded
+        assert (event.author, event.text(), event.actions.state_delta) == ("user", "a", {"k": 1})
+        assert event.to_json() == event.model_dump_json(by_alias=True, exclude_none=True)
+    [raw] = await service.list_events_json(app_name=APP, user_id=USER, session_id=session.id)
+    assert '"edited"' not in raw and "mallory" not in raw
+
+
+async def test_editing_returned_events_changes_nothing_stored(
+    session_service: BaseSessionService,
+) -> None:
+    session = await session_service.create_session(app_name=APP, user_id=USER)
+    await session_service.append_event(session, user_event("a", state_delta={"k": 1}))
+    await reload(session_service, session)  # cached now, on the stores that cache
+    for returned in (
+        (await reload(session_service, session)).events[0],
+        (await session_service.list_events(app_name=APP, user_id=USER, session_id=session.id))[0],
+        session.events[0].detached(),
+    ):
+        _edit(returned)
+        await _assert_untouched(session_service, session)
+
+
+async def test_get_session_copies_are_independent_of_each_other(
+    session_service: BaseSessionService,
+) -> None:
+    session = await session_service.create_session(app_name=APP, user_id=USER)
+    await session_service.append_event(session, user_event("a", state_delta={"k": 1}))
+    first, second = await reload(session_service, session), await reload(session_service, session)
+    assert first.events[0] is not second.events[0]
+    assert first.events[0].content is not second.events[0].content
+    _edit(first.events[0])
+    assert second.events[0].text() == "a"
+
+
 # --- list / delete --------------------------------------------------------------------------
 
 
