@@ -37,6 +37,16 @@ def stored_user_event(
     return None
 
 
+def invocation_user_message(session: Session, invocation_id: str) -> types.Content | None:
+    """The user text message that started `invocation_id`, if the session holds it."""
+    for event in session.events:
+        if event.invocation_id != invocation_id or event.author != "user":
+            continue
+        if event.content and event.content.parts and event.content.parts[0].text:
+            return event.content
+    return None
+
+
 def user_event(
     ctx: InvocationContext, message: types.Content | None, state_delta: dict[str, object] | None
 ) -> Event:

@@ -8,6 +8,7 @@ what is stored.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -20,6 +21,7 @@ from app import _invocation
 from app._debug_printer import format_event
 from app._sync_bridge import iterate_in_thread
 from app.agents.base_agent import BaseAgent
+from app.agents.context_cache_config import ContextCacheConfig
 from app.agents.invocation_context import InvocationContext
 from app.agents.live_request_queue import LiveRequestQueue
 from app.agents.run_config import RunConfig, StreamingMode
@@ -31,6 +33,7 @@ from app.errors import SessionNotFoundError
 from app.events.event import Event, new_invocation_id
 from app.memory.base_memory_service import BaseMemoryService
 from app.memory.in_memory_memory_service import InMemoryMemoryService
+from app.observability import logs, metrics
 from app.plugins.base_plugin import BasePlugin
 from app.plugins.plugin_manager import PluginManager
 from app.sessions.base_session_service import BaseSessionService, GetSessionConfig
@@ -56,20 +59,31 @@ class Runner:
         session_service: BaseSessionService,
         memory_service: BaseMemoryService | None = None,
         credential_service: BaseCredentialService | None = None,
+        plugin_close_timeout: float = 5.0,
         auto_create_session: bool = False,
     ) -> None:
+        # The messages are the reference runtime's, so code that matches on them keeps working.
+        if app is not None and agent is not None:
+            raise ValueError(
+                "Only one of app, agent, or node may be provided, but got: "
+                f"app={type(app).__name__}, agent={type(agent).__name__}. "
+                "Pass exactly one to Runner()."
+            )
         if app is not None:
-            if agent is not None:
-                raise ValueError("Pass either app or agent, not both.")
             if plugins is not None:
-                raise ValueError("Plugins belong in App.plugins when an app is given.")
-            if app_name is not None and app_name != app.name:
-                raise ValueError(f"app_name {app_name!r} differs from app.name {app.name!r}.")
-            app_name, agent, plugins = app.name, app.root_agent, app.plugins
+                raise ValueError(
+                    "When app is provided, plugins should not be provided and should be "
+                    "provided in the app instead."
+                )
+            # As in the reference, app_name (when given) overrides the app's name.
+            app_name, agent, plugins = app_name or app.name, app.root_agent, app.plugins
         elif agent is None:
-            raise ValueError("Pass an app or an agent.")
-        elif app_name is None:
-            raise ValueError("app_name is required when an agent is given.")
+            raise ValueError(
+                "One of app, agent, or node must be provided. Got none. "
+                "Pass exactly one to Runner()."
+            )
+        elif not app_name:
+            raise ValueError("app_name is required when agent is provided without app.")
         self.app: App | None = app
         self.app_name: str = app_name
         self.agent: BaseAgent = agent
@@ -78,8 +92,12 @@ class Runner:
         self.memory_service = memory_service
         self.credential_service = credential_service
         self.auto_create_session = auto_create_session
-        self.plugin_manager = PluginManager(plugins=list(plugins or []))
-        self.context_cache_config: Any = None
+        self.plugin_manager = PluginManager(
+            plugins=list(plugins or []), close_timeout=plugin_close_timeout
+        )
+        self.context_cache_config: ContextCacheConfig | None = (
+            app.context_cache_config if app is not None else None
+        )
         self.resumability_config: ResumabilityConfig | None = (
             app.resumability_config if app is not None else None
         )
@@ -106,13 +124,52 @@ class Runner:
 
         Raises:
             SessionNotFoundError: the session does not exist (and auto_create_session is off).
-            ValueError: the message contains function calls.
+            ValueError: the message contains function calls, or a resumable invocation to
+                resume has no user message.
         """
         run_config = run_config or RunConfig()
         if new_message is not None:
             new_message = _invocation.normalize_user_message(new_message)
         session = await self._load_session(user_id, session_id)
+        # Counted once the session is found: a 404 is not a run.
+        meter = metrics.RunMeter(self.app_name, "run")
+        status = "error"
+        try:
+            async with contextlib.aclosing(
+                self._invoke(
+                    session, invocation_id, new_message, state_delta, run_config, on_user_event
+                )
+            ) as events:
+                async for event in events:
+                    meter.event()
+                    yield event
+            status = "completed"
+        except (GeneratorExit, asyncio.CancelledError):
+            status = "cancelled"  # the caller stopped early, or the task was cancelled
+            raise
+        finally:
+            meter.finish(status)
+
+    async def _invoke(
+        self,
+        session: Session,
+        invocation_id: str | None,
+        new_message: types.Content | None,
+        state_delta: dict[str, Any] | None,
+        run_config: RunConfig,
+        on_user_event: Callable[[Event], object] | None,
+    ) -> AsyncGenerator[Event, None]:
+        """The invocation behind `run_async`, once its session is loaded."""
         ctx = self._new_context(session, invocation_id, run_config)
+        logs.bind_run(self.app_name, session.user_id, session.id, ctx.invocation_id)
+        if invocation_id and ctx.is_resumable:
+            ctx.user_content = new_message or _invocation.invocation_user_message(
+                session, invocation_id
+            )
+            if ctx.user_content is None:
+                raise ValueError(
+                    f"No user message available for resuming invocation: {invocation_id}"
+                )
         plugins = self.plugin_manager
         if new_message is not None:
             replaced = await plugins.run(
@@ -138,7 +195,10 @@ class Runner:
             yield await self._persist(ctx, event)
             await plugins.run("after_run_callback", invocation_context=ctx)
             return
-        agent = _invocation.find_agent_to_run(session, self.agent)
+        agent = self._agent_to_run(ctx, session, resume=bool(invocation_id))
+        if ctx.end_of_agents.get(agent.name):
+            await plugins.run("after_run_callback", invocation_context=ctx)
+            return  # a resumed invocation that had already finished
         # aclosing: an early close by the caller must reach _run_agent now (after_run).
         async with contextlib.aclosing(self._run_agent(ctx, agent.run_async(ctx))) as events:
             async for event in events:
@@ -187,11 +247,22 @@ class Runner:
             session = await self._load_session(user_id, session_id)
         ctx = self._new_context(session, None, run_config)
         ctx.live_request_queue = live_request_queue
+        logs.bind_run(self.app_name, session.user_id, session.id, ctx.invocation_id)
         agent = _invocation.find_agent_to_run(session, self.agent)
-        # aclosing: an early close by the caller must reach _run_agent now (after_run).
-        async with contextlib.aclosing(self._run_agent(ctx, agent.run_live(ctx))) as events:
-            async for event in events:
-                yield event
+        meter = metrics.RunMeter(self.app_name, "live")
+        status = "error"
+        try:
+            # aclosing: an early close by the caller must reach _run_agent now (after_run).
+            async with contextlib.aclosing(self._run_agent(ctx, agent.run_live(ctx))) as events:
+                async for event in events:
+                    meter.event()
+                    yield event
+            status = "completed"
+        except (GeneratorExit, asyncio.CancelledError):
+            status = "cancelled"
+            raise
+        finally:
+            meter.finish(status)
 
     async def run_debug(
         self,
@@ -286,10 +357,16 @@ class Runner:
         return True
 
     async def close(self) -> None:
-        """Close plugins (bounded time each) and the services this runner created."""
-        await self.plugin_manager.close()
-        for service in self._owned_services:
-            await service.close()
+        """Close plugins (bounded time each) and the services this runner created.
+
+        Raises:
+            RuntimeError: some plugins failed to close (the services are closed anyway).
+        """
+        try:
+            await self.plugin_manager.close()
+        finally:
+            for service in self._owned_services:
+                await service.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -317,6 +394,14 @@ class Runner:
             app_name=self.app_name, user_id=user_id, session_id=session_id
         )
 
+    def _agent_to_run(self, ctx: InvocationContext, session: Session, *, resume: bool) -> BaseAgent:
+        """The agent that answers; a resumed resumable invocation restores its checkpoints."""
+        if resume and ctx.is_resumable:
+            ctx.populate_invocation_agent_states()
+            if self.agent.name in ctx.end_of_agents:
+                return self.agent  # the root checkpointed: it resumes its own sub-agents
+        return _invocation.find_agent_to_run(session, self.agent)
+
     def _new_context(
         self, session: Session, invocation_id: str | None, run_config: RunConfig
     ) -> InvocationContext:
@@ -330,9 +415,8 @@ class Runner:
             memory_service=self.memory_service,
             credential_service=self.credential_service,
             run_config=run_config,
-            resumability_enabled=bool(
-                self.resumability_config and self.resumability_config.is_resumable
-            ),
+            resumability_config=self.resumability_config,
+            context_cache_config=self.context_cache_config,
         )
 
     async def _run_agent(
@@ -349,6 +433,9 @@ class Runner:
                     yield await self._persist(ctx, event)
         except GeneratorExit:
             await plugins.run("after_run_callback", invocation_context=ctx)
+            raise
+        except Exception as exc:
+            await plugins.run_on_run_error_callback(invocation_context=ctx, error=exc)
             raise
         await plugins.run("after_run_callback", invocation_context=ctx)
 
@@ -377,6 +464,7 @@ class InMemoryRunner(Runner):
         app_name: str | None = None,
         plugins: list[BasePlugin] | None = None,
         app: App | None = None,
+        plugin_close_timeout: float = 5.0,
     ) -> None:
         from app.auth.credential_service.in_memory_credential_service import (
             InMemoryCredentialService,
@@ -396,5 +484,6 @@ class InMemoryRunner(Runner):
             artifact_service=artifact_service,
             memory_service=memory_service,
             credential_service=InMemoryCredentialService(),
+            plugin_close_timeout=plugin_close_timeout,
         )
         self._owned_services = [session_service, artifact_service, memory_service]

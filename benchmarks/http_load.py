@@ -23,8 +23,10 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS md")
     parser.add_argument("--py-spy", type=Path, help="record a py-spy raw profile of the server")
     parser.add_argument("--render", type=Path, help="only re-render a loadgen JSON result")
+    parser.add_argument(
+        "--observability",
+        choices=["default", "off", "metrics", "traced"],
+        default="default",
+        help="off: no metrics, no tracing; metrics: metrics on, tracing off (the default "
+        "setup); traced: both, every trace sampled and exported over OTLP/HTTP to a sink in "
+        "this process (so the export's encoding cost lands in the server's CPU)",
+    )
     args = parser.parse_args(argv)
     if args.render:
         RESULTS_MD.write_text(render(json.loads(args.render.read_text()), args, failed_runs=0))
@@ -100,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         conf.write(_BENCH_PG_SETTINGS)
     cluster.start()
     server: subprocess.Popen[bytes] | None = None
+    sink = _observability_env(args.observability)
     try:
         url = asyncio.run(_create_database(cluster))
         port = free_port()
@@ -148,8 +159,47 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.terminate()
             server.wait(timeout=15)
+        if sink is not None:
+            print(f"OTLP sink received {sink.requests} export requests", file=sys.stderr)
+            sink.shutdown()
         cluster.destroy()
     return 0
+
+
+class _OtlpSink(ThreadingHTTPServer):
+    """Accepts OTLP/HTTP exports and drops them (counting the requests)."""
+
+    requests = 0
+
+
+class _SinkHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        assert isinstance(self.server, _OtlpSink)
+        self.server.requests += 1
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def _observability_env(mode: str) -> _OtlpSink | None:
+    """Set the server's observability variables for `mode`; start the OTLP sink if needed."""
+    if mode == "default":
+        return None
+    os.environ["AGENT_SERVICE_METRICS"] = "false" if mode == "off" else "true"
+    if mode != "traced":
+        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        return None
+    sink = _OtlpSink(("127.0.0.1", 0), _SinkHandler)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink.server_port}"
+    os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+    os.environ["OTEL_TRACES_SAMPLER"] = "always_on"
+    return sink
 
 
 def _measure_adk(cluster: PostgresCluster, args: argparse.Namespace, stamp: str) -> dict[str, Any]:

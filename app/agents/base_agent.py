@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.genai import types
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from app.agents._callbacks import Callbacks, run_callbacks
 from app.agents.callback_context import CallbackContext
-from app.agents.invocation_context import InvocationContext
 from app.events.event import Event
+from app.events.event_actions import EventActions
+from app.observability import tracing
+
+if TYPE_CHECKING:
+    from app.agents.invocation_context import InvocationContext
+
+
+class BaseAgentState(BaseModel):
+    """An agent's checkpoint in a resumable invocation; workflow agents extend it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+AgentState = TypeVar("AgentState", bound=BaseAgentState)
 
 
 class BaseAgent(BaseModel):
@@ -64,8 +77,14 @@ class BaseAgent(BaseModel):
 
     @property
     def parent_agent(self) -> BaseAgent | None:
-        """The agent this one is a sub-agent of."""
+        """The agent this one is a sub-agent of (set when the parent is built)."""
         return self._parent_agent
+
+    @parent_agent.setter
+    def parent_agent(self, parent: BaseAgent | None) -> None:
+        if parent is not None and not isinstance(parent, BaseAgent):
+            raise TypeError(f"parent_agent must be an agent or None, not {type(parent).__name__}")
+        self._parent_agent = parent
 
     @property
     def root_agent(self) -> BaseAgent:
@@ -89,6 +108,25 @@ class BaseAgent(BaseModel):
                 return found
         return None
 
+    def _load_agent_state(
+        self, ctx: InvocationContext, state_type: type[AgentState]
+    ) -> AgentState | None:
+        """Return this agent's checkpoint in `ctx`, as `state_type`, or None."""
+        raw = ctx.agent_states.get(self.name)
+        return None if raw is None else state_type.model_validate(raw)
+
+    def _create_agent_state_event(self, ctx: InvocationContext) -> Event:
+        """An event recording this agent's checkpoint (or its end) as `ctx` holds it."""
+        actions = EventActions()
+        state = ctx.agent_states.get(self.name)
+        if state is not None:
+            actions.agent_state = state
+        if ctx.end_of_agents.get(self.name):
+            actions.end_of_agent = True
+        return Event(
+            invocation_id=ctx.invocation_id, author=self.name, branch=ctx.branch, actions=actions
+        )
+
     async def run_async(self, parent_context: InvocationContext) -> AsyncGenerator[Event, None]:
         """Run the agent: callbacks around `_run_async_impl`."""
         async for event in self._run_with_callbacks(parent_context, self._run_async_impl):
@@ -105,18 +143,35 @@ class BaseAgent(BaseModel):
         impl: Callable[[InvocationContext], AsyncGenerator[Event, None]],
     ) -> AsyncGenerator[Event, None]:
         ctx = parent_context.for_agent(self)
-        event = await self._before_agent(ctx)
-        if event is not None:
-            yield event
-        if ctx.end_invocation:
-            return
-        async for event in impl(ctx):
-            yield event
-        if ctx.end_invocation:
-            return
-        event = await self._after_agent(ctx)
-        if event is not None:
-            yield event
+        span = tracing.invoke_agent(
+            self.name, self.description, ctx.session.id, parent_context.trace_span
+        )
+        if span is not None:
+            ctx.trace_span = span
+        error: Exception | None = None
+        try:
+            event = await self._before_agent(ctx)
+            if event is not None:
+                yield event
+            if ctx.end_invocation:
+                return
+            async for event in impl(ctx):
+                yield event
+            if ctx.end_invocation:
+                return
+            event = await self._after_agent(ctx)
+            if event is not None:
+                yield event
+        except Exception as exc:
+            error = exc
+            if ctx.plugin_manager.has("on_agent_error_callback"):
+                await ctx.plugin_manager.run_on_agent_error_callback(
+                    agent=self, callback_context=CallbackContext(ctx), error=exc
+                )
+            raise
+        finally:
+            if span is not None:
+                tracing.end_span(span, error)
 
     async def _run_async_impl(self, ctx: InvocationContext) -> AsyncGenerator[Event, None]:
         """Produce the agent's events. Subclasses override this."""

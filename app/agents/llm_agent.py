@@ -122,8 +122,18 @@ class LlmAgent(BaseAgent):
     async def _run_async_impl(self, ctx: InvocationContext) -> AsyncGenerator[Event, None]:
         from app.flows.llm_flow import run_llm_flow
 
+        paused = False
         async for event in run_llm_flow(ctx):
             yield event
+            paused = paused or ctx.should_pause_invocation(event)
+        if paused or not ctx.is_resumable or ctx.end_invocation:
+            return
+        # Resumed with a long-running tool's call still unanswered: not finished yet.
+        recent = ctx._get_events(current_invocation=True, current_branch=True)[-2:]
+        if any(ctx.should_pause_invocation(event) for event in recent):
+            return
+        ctx.set_agent_state(self.name, end_of_agent=True)
+        yield self._create_agent_state_event(ctx)
 
     async def _run_live_impl(self, ctx: InvocationContext) -> AsyncGenerator[Event, None]:
         from app.flows.live_flow import run_live_flow

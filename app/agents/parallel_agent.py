@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING
 
-from app.agents.base_agent import BaseAgent
-from app.agents.invocation_context import InvocationContext
+from app.agents.base_agent import BaseAgent, BaseAgentState
 from app.events.event import Event
+
+if TYPE_CHECKING:
+    from app.agents.invocation_context import InvocationContext
 
 _DONE = object()
 
@@ -18,10 +21,31 @@ class ParallelAgent(BaseAgent):
 
     Events are yielded as they come. A branch waits until the runner has stored its event
     before it continues, so its next model call sees it.
+
+    In a resumable app it records that it started (an empty `agent_state`) and, once every
+    sub-agent finished, `end_of_agent`; a resumed invocation re-runs only the unfinished ones.
     """
 
     async def _run_async_impl(self, ctx: InvocationContext) -> AsyncGenerator[Event, None]:
         if not self.sub_agents:
+            return
+        if ctx.is_resumable and self._load_agent_state(ctx, BaseAgentState) is None:
+            ctx.set_agent_state(self.name, agent_state=BaseAgentState())
+            yield self._create_agent_state_event(ctx)
+        paused = False
+        async for event in self._merge_branches(ctx):
+            yield event
+            paused = paused or ctx.should_pause_invocation(event)
+        if paused or not ctx.is_resumable:
+            return
+        if all(ctx.end_of_agents.get(agent.name) for agent in self.sub_agents):
+            ctx.set_agent_state(self.name, end_of_agent=True)
+            yield self._create_agent_state_event(ctx)
+
+    async def _merge_branches(self, ctx: InvocationContext) -> AsyncGenerator[Event, None]:
+        """Run the unfinished sub-agents concurrently; yield their events as they come."""
+        agents = [a for a in self.sub_agents if not ctx.end_of_agents.get(a.name)]
+        if not agents:
             return
         queue: asyncio.Queue[tuple[object, asyncio.Future[None] | None]] = asyncio.Queue()
         base = f"{ctx.branch}.{self.name}" if ctx.branch else self.name
@@ -39,7 +63,7 @@ class ParallelAgent(BaseAgent):
             else:
                 queue.put_nowait((_DONE, None))
 
-        tasks = [asyncio.create_task(run_branch(agent)) for agent in self.sub_agents]
+        tasks = [asyncio.create_task(run_branch(agent)) for agent in agents]
         remaining = len(tasks)
         try:
             while remaining:

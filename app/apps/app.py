@@ -5,20 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.agents.base_agent import BaseAgent
+from app.agents.context_cache_config import ContextCacheConfig
+from app.apps._configs import EventsCompactionConfig, ResumabilityConfig
 from app.plugins.base_plugin import BasePlugin
 
-
-class ResumabilityConfig(BaseModel):
-    """Whether invocations paused on a long-running tool can be resumed by id."""
-
-    is_resumable: bool = False
-
-
-class EventsCompactionConfig(BaseModel):
-    """When to summarize old events (accepted for compatibility; compaction is not run)."""
-
-    compaction_interval: int = 10
-    overlap_size: int = 2
+__all__ = ["App", "EventsCompactionConfig", "ResumabilityConfig"]
 
 
 class App(BaseModel):
@@ -36,7 +27,13 @@ class App(BaseModel):
     """Plugins applied to every run."""
 
     resumability_config: ResumabilityConfig | None = None
+    """Make invocations resumable: checkpoints, pause on long-running tools, resume by id."""
+
+    context_cache_config: ContextCacheConfig | None = None
+    """Accepted and passed to every invocation; explicit context caches are not created."""
+
     events_compaction_config: EventsCompactionConfig | None = None
+    """Refused: event compaction is not supported (see the README)."""
 
     @field_validator("name")
     @classmethod
@@ -44,3 +41,14 @@ class App(BaseModel):
         if not value.isidentifier():
             raise ValueError(f"Invalid app name {value!r}: it must be a Python identifier.")
         return value
+
+    @field_validator("events_compaction_config")
+    @classmethod
+    def _refuse_compaction(cls, value: EventsCompactionConfig | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "events_compaction_config is not supported: this runtime does not summarize "
+                "old events. Remove it (sessions keep their full history; bound what the "
+                "model sees with LlmAgent(include_contents='none') or a before_model_callback)."
+            )
+        return None

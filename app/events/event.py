@@ -9,7 +9,8 @@ import uuid
 from typing import Any
 
 from google.genai import types
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic.alias_generators import to_camel
 
 from app.events.event_actions import EventActions
 from app.events.llm_response import LlmResponse
@@ -23,6 +24,16 @@ def new_event_id() -> str:
 def new_invocation_id() -> str:
     """Return a fresh invocation id (`e-<uuid4>`)."""
     return "e-" + str(uuid.uuid4())
+
+
+class NodeInfo(BaseModel):
+    """Where in a reference-runtime workflow graph an event came from (carried, not used)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    path: str = ""
+    output_for: list[str] | None = None
+    message_as_output: bool | None = None
 
 
 class Event(LlmResponse):
@@ -50,6 +61,15 @@ class Event(LlmResponse):
     long_running_tool_ids: set[str] | None = None
     """Ids of function calls whose tools run on after the call returns."""
 
+    output: Any | None = None
+    """Reference workflow nodes' output value (stored and returned; not interpreted here)."""
+
+    node_info: NodeInfo | None = None
+    """Reference workflow node metadata (stored and returned; not interpreted here)."""
+
+    isolation_scope: str | None = None
+    """Reference scope tag (stored and returned; history is not filtered by it here)."""
+
     timestamp: float = Field(default_factory=time.time)
     """Seconds since the epoch."""
 
@@ -71,6 +91,18 @@ class Event(LlmResponse):
             text = raw if isinstance(raw, str) else raw.decode()
             event.__pydantic_private__["_json"] = (event.seq, event.content, text)  # type: ignore[index]
         return event
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field is: the private caches (encoded JSON, views) do not count."""
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (
+            type(self) is type(other)
+            and self.__dict__ == other.__dict__
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like every pydantic model
 
     def detached(self, *, keep_json: bool = False) -> Event:
         """Return a deep copy that shares nothing mutable with this event.

@@ -42,6 +42,9 @@ class EventActions(BaseModel):
     transfer_to_agent: str | None = None
     """Hand the conversation to the named agent."""
 
+    transfer_reason: str | None = None
+    """Why the conversation was handed over."""
+
     escalate: bool | None = None
     """Leave the enclosing loop (LoopAgent) or hand back to a parent."""
 
@@ -60,6 +63,12 @@ class EventActions(BaseModel):
     agent_state: dict[str, Any] | None = None
     """Agent-specific state to resume from (resumable apps)."""
 
+    # The reference runtime's workflow and UI fields: stored and returned, not acted on here.
+    rewind_before_invocation_id: str | None = None
+    route: bool | int | str | list[bool | int | str] | None = None
+    render_ui_widgets: list[dict[str, Any]] | None = None
+    set_model_response: Any | None = None
+
     def is_empty(self) -> bool:
         """Return True when the actions carry nothing."""
         return not (
@@ -73,6 +82,10 @@ class EventActions(BaseModel):
             or self.compaction
             or self.end_of_agent
             or self.agent_state
+            or self.rewind_before_invocation_id
+            or self.route is not None
+            or self.render_ui_widgets
+            or self.set_model_response is not None
         )
 
     def merge(self, other: EventActions) -> None:

@@ -11,6 +11,8 @@ from google.genai import types
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from app.events.cache_metadata import CacheMetadata
+
 
 class LlmResponse(BaseModel):
     """A model response: content plus streaming, live and error markers."""
@@ -34,6 +36,12 @@ class LlmResponse(BaseModel):
 
     turn_complete: bool | None = None
     """Live: the model finished its turn."""
+
+    turn_complete_reason: types.TurnCompleteReason | None = None
+    """Live: why the model's turn ended."""
+
+    interaction_status: types.InteractionStatus | None = None
+    """Live: whether the model is still working on the user's prompt (it may take turns)."""
 
     finish_reason: types.FinishReason | None = None
     """Why generation stopped."""
@@ -62,6 +70,36 @@ class LlmResponse(BaseModel):
     model_version: str | None = None
     """The model version that answered."""
 
+    live_session_resumption_update: types.LiveServerSessionResumptionUpdate | None = None
+    """Live: a handle the connection can be resumed with."""
+
+    live_session_id: str | None = None
+    """Live: the server's id for the live session."""
+
+    go_away: types.LiveServerGoAway | None = None
+    """Live: the server will close the connection soon."""
+
+    voice_activity: types.VoiceActivity | None = None
+    """Live: voice activity detected in the user's audio."""
+
+    avg_logprobs: float | None = None
+    """Average log probability of the candidate's tokens."""
+
+    logprobs_result: types.LogprobsResult | None = None
+    """Per-token log probabilities, when requested."""
+
+    cache_metadata: CacheMetadata | None = None
+    """The context cache used for this response, when caching is on."""
+
+    citation_metadata: types.CitationMetadata | None = None
+    """Sources the response cites."""
+
+    interaction_id: str | None = None
+    """Interactions API: the id that chains stateful interactions."""
+
+    environment_id: str | None = None
+    """Interactions API: the sandbox environment the response ran in."""
+
     @classmethod
     def create(cls, response: types.GenerateContentResponse) -> LlmResponse:
         """Build an LlmResponse from a google-genai `GenerateContentResponse`."""
@@ -72,6 +110,9 @@ class LlmResponse(BaseModel):
                 return cls(
                     content=candidate.content,
                     grounding_metadata=candidate.grounding_metadata,
+                    citation_metadata=candidate.citation_metadata,
+                    avg_logprobs=candidate.avg_logprobs,
+                    logprobs_result=candidate.logprobs_result,
                     usage_metadata=usage,
                     finish_reason=candidate.finish_reason,
                     model_version=response.model_version,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from app.agents.invocation_context import InvocationContext
 from app.events.event import Event
 from app.events.event_actions import EventActions
 from app.flows.contents import CLIENT_CALL_ID_PREFIX
+from app.observability import metrics, tracing
 from app.tools.base_tool import BaseTool
 from app.tools.tool_context import ToolContext
 
@@ -89,10 +91,21 @@ async def _call_tool(
     tool = tools.get(call.name or "")
     result: Any
     if tool is None:
-        available = ", ".join(sorted(tools)) or "none"
-        result = {"error": f"Tool {call.name!r} not found. Available tools: {available}."}
+        metrics.unknown_tool()
+        result = await _answer_unknown_tool(ctx, agent, call, tools, args, tool_context)
     else:
-        result = await _run_tool_with_callbacks(ctx, agent, tool, args, tool_context)
+        span = tracing.execute_tool(tool.name, call.id, args, ctx.trace_span)
+        error: Exception | None = None
+        result = None
+        try:
+            result = await _run_tool_with_callbacks(ctx, agent, tool, args, tool_context, span)
+        except Exception as exc:  # a plugin or callback failed: the run fails
+            error = exc
+            raise
+        finally:
+            if span is not None:
+                tracing.tool_result(span, result if error is None else None)
+                tracing.end_span(span, error)
         if result is None and tool.is_long_running:
             return None, tool_context.actions
     if not isinstance(result, dict):
@@ -101,46 +114,87 @@ async def _call_tool(
     return types.Part(function_response=response), tool_context.actions
 
 
-async def _run_tool_with_callbacks(
+class _MissingTool(BaseTool):
+    """Stands for a tool the model named but the agent does not have, for the callbacks."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, description="Tool not found")
+
+    async def run_async(self, *, args: dict[str, Any], tool_context: ToolContext) -> Any:
+        raise ValueError(f"Tool '{self.name}' not found.")
+
+
+async def _answer_unknown_tool(
     ctx: InvocationContext,
     agent: LlmAgent,
-    tool: BaseTool,
+    call: types.FunctionCall,
+    tools: dict[str, BaseTool],
     args: dict[str, Any],
     tool_context: ToolContext,
 ) -> Any:
+    """A call to a tool the agent lacks, as the reference runtime handles it.
+
+    A before-tool callback may still answer it (after-tool callbacks then run as usual);
+    otherwise the on-tool-error callbacks get a ValueError naming the available tools and
+    their result is the response; with none, that error ends the run.
+
+    Raises:
+        ValueError: no callback answered the call.
+    """
+    tool = _MissingTool(call.name or "<unnamed>")
     plugins = ctx.plugin_manager
-    result = await plugins.run(
-        "before_tool_callback", tool=tool, tool_args=args, tool_context=tool_context
+    result = await plugins.run_before_tool_callback(
+        tool=tool, tool_args=args, tool_context=tool_context
     )
     if result is None:
         result = await run_callbacks(
             agent.before_tool_callback, tool=tool, args=args, tool_context=tool_context
         )
+    if result is not None:
+        return await _after_tool(ctx, agent, tool, args, tool_context, result)
+    error = ValueError(
+        f"Tool '{call.name}' not found.\nAvailable tools: {', '.join(tools)}\n\n"
+        "Check the agent's instruction and its tools list for the name the model used."
+    )
+    result = await _on_tool_error(ctx, agent, tool, args, tool_context, error)
     if result is None:
-        try:
-            result = await tool.run_async(args=args, tool_context=tool_context)
-        except Exception as exc:  # noqa: BLE001 - a tool error becomes the model's input
-            logger.warning("tool failed tool=%s error=%s", tool.name, type(exc).__name__)
-            result = await plugins.run(
-                "on_tool_error_callback",
-                tool=tool,
-                tool_args=args,
-                tool_context=tool_context,
-                error=exc,
-            )
-            if result is None:
-                result = await run_callbacks(
-                    agent.on_tool_error_callback,
-                    tool=tool,
-                    args=args,
-                    tool_context=tool_context,
-                    error=exc,
-                )
-            if result is None:
-                result = {"error": f"{type(exc).__name__}: {exc}"}
-    if result is None and tool.is_long_running:
-        return None
-    altered = await plugins.run(
+        raise error
+    return result
+
+
+async def _on_tool_error(
+    ctx: InvocationContext,
+    agent: LlmAgent,
+    tool: BaseTool,
+    args: dict[str, Any],
+    tool_context: ToolContext,
+    error: Exception,
+) -> Any:
+    """The first non-None result of the plugins' then the agent's on-tool-error callbacks."""
+    result = await ctx.plugin_manager.run_on_tool_error_callback(
+        tool=tool, tool_args=args, tool_context=tool_context, error=error
+    )
+    if result is None:
+        result = await run_callbacks(
+            agent.on_tool_error_callback,
+            tool=tool,
+            args=args,
+            tool_context=tool_context,
+            error=error,
+        )
+    return result
+
+
+async def _after_tool(
+    ctx: InvocationContext,
+    agent: LlmAgent,
+    tool: BaseTool,
+    args: dict[str, Any],
+    tool_context: ToolContext,
+    result: Any,
+) -> Any:
+    """The result as the plugins' then the agent's after-tool callbacks leave it."""
+    altered = await ctx.plugin_manager.run(
         "after_tool_callback", tool=tool, tool_args=args, tool_context=tool_context, result=result
     )
     if altered is None:
@@ -152,3 +206,36 @@ async def _run_tool_with_callbacks(
             tool_response=result,
         )
     return result if altered is None else altered
+
+
+async def _run_tool_with_callbacks(
+    ctx: InvocationContext,
+    agent: LlmAgent,
+    tool: BaseTool,
+    args: dict[str, Any],
+    tool_context: ToolContext,
+    span: Any = None,
+) -> Any:
+    plugins = ctx.plugin_manager
+    result = await plugins.run(
+        "before_tool_callback", tool=tool, tool_args=args, tool_context=tool_context
+    )
+    if result is None:
+        result = await run_callbacks(
+            agent.before_tool_callback, tool=tool, args=args, tool_context=tool_context
+        )
+    if result is None:
+        started = time.perf_counter()
+        try:
+            result = await tool.run_async(args=args, tool_context=tool_context)
+            metrics.tool_call(tool.name, time.perf_counter() - started, failed=False)
+        except Exception as exc:  # noqa: BLE001 - a tool error becomes the model's input
+            metrics.tool_call(tool.name, time.perf_counter() - started, failed=True)
+            tracing.mark_error(span, exc)
+            logger.warning("tool failed tool=%s error=%s", tool.name, type(exc).__name__)
+            result = await _on_tool_error(ctx, agent, tool, args, tool_context, exc)
+            if result is None:
+                result = {"error": f"{type(exc).__name__}: {exc}"}
+    if result is None and tool.is_long_running:
+        return None
+    return await _after_tool(ctx, agent, tool, args, tool_context, result)

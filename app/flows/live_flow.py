@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import enum
 import logging
 from collections.abc import AsyncGenerator
@@ -50,6 +49,7 @@ from app.flows.functions import handle_function_calls, long_running_ids, populat
 from app.flows.llm_flow import build_llm_request
 from app.models.base_llm_connection import BaseLlmConnection
 from app.models.llm_request import LlmRequest
+from app.observability import metrics, tracing
 
 if TYPE_CHECKING:
     from app.agents.llm_agent import LlmAgent
@@ -208,6 +208,9 @@ class _LiveSession:
         self.error: tuple[str, str] | None = None
         self.transfer_to: str | None = None
         self.request: LlmRequest | None = None
+        self.model = ""
+        self.turn_span: Any = None
+        """The current model turn's `chat` span (tracing on), ended at turn_complete."""
 
     async def drive(self) -> None:
         """Run the loop; report its end (or failure) to the generator."""
@@ -222,6 +225,7 @@ class _LiveSession:
         request = await build_llm_request(self.ctx)
         request.live_connect_config = live_connect_config(self.ctx.run_config, request.config)
         self.request = request
+        self.model = request.model or self.agent.canonical_model.model
         resumption = request.live_connect_config.session_resumption
         self.handle = resumption.handle if resumption is not None else None
         llm = self.agent.canonical_model
@@ -264,6 +268,7 @@ class _LiveSession:
                     await connection.send_history(request.contents)
                 return await self._relay(connection)
             finally:
+                self._end_turn(None)
                 await _close(connection)
 
     async def _relay(self, connection: BaseLlmConnection) -> _Outcome:
@@ -307,6 +312,8 @@ class _LiveSession:
                 )
                 await self._emit(user_event)
                 self.pending_unstored = False
+            if request.blob is not None:
+                metrics.audio_chunk("in")
             try:
                 await _send(connection, request)
             except Exception as exc:  # noqa: BLE001 - any send failure means the link is gone
@@ -341,7 +348,10 @@ class _LiveSession:
                 return _Outcome.GO_AWAY
         if response.error_code:
             self.error = (response.error_code, response.error_message or "live connection failed")
+            metrics.model_call_error(self.model, response.error_code)
+            self._end_turn(response)
             return _Outcome.DROPPED
+        self._observe(response)
         if not response.partial and response.content and _has_function_calls(response.content):
             return await self._run_tools(connection, response)
         event = self._event(
@@ -350,6 +360,33 @@ class _LiveSession:
         if event is not None:
             await self._emit(event)
         return None
+
+    def _observe(self, response: LlmResponse) -> None:
+        """Per-turn span, tokens and audio chunks of one model message."""
+        content = response.content
+        if (
+            self.turn_span is None
+            and tracing.enabled()
+            and (content is not None or response.output_transcription is not None)
+        ):
+            # A turn is the model speaking; bare metadata (resumption handles) is not one.
+            self.turn_span = tracing.chat(self.model, self.ctx.trace_span)
+        if content is not None and content.parts:
+            for part in content.parts:
+                blob = part.inline_data
+                if blob is not None and (blob.mime_type or "").startswith("audio/"):
+                    metrics.audio_chunk("out")
+        if response.usage_metadata is not None:
+            metrics.tokens(self.ctx.app_name, self.model, response.usage_metadata)
+        if response.turn_complete or response.interrupted:
+            self._end_turn(response)
+
+    def _end_turn(self, response: LlmResponse | None) -> None:
+        span, self.turn_span = self.turn_span, None
+        if span is not None:
+            if response is not None:
+                tracing.chat_response(span, response)
+            tracing.end_span(span)
 
     def _event(self, response: LlmResponse, metadata: dict[str, Any]) -> Event | None:
         fields: dict[str, Any] = {name: getattr(response, name) for name in _RESPONSE_FIELDS}
@@ -406,7 +443,7 @@ class _LiveSession:
         if self.pending is not None and self.pending_unstored and self.queue is not None:
             # Taken from the queue but not yet stored or sent: the new agent gets it first.
             queue = _HandoverQueue(self.queue, self.pending)
-            ctx = dataclasses.replace(ctx, live_request_queue=queue)
+            ctx = ctx.model_copy(update={"live_request_queue": queue})
         # A stored pending turn is in the target's history, which the target's model answers.
         self.pending = None
         async with contextlib.aclosing(target.run_live(ctx)) as events:

@@ -8,6 +8,7 @@ until a step ends with a final response.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from app.events.llm_response import LlmResponse
 from app.flows.contents import build_contents
 from app.flows.functions import handle_function_calls, long_running_ids, populate_function_call_ids
 from app.models.llm_request import LlmRequest
+from app.observability import metrics, tracing
 from app.tools.tool_context import ToolContext
 from app.tools.transfer_to_agent_tool import TransferToAgentTool
 
@@ -66,7 +68,7 @@ async def _run_one_step(ctx: InvocationContext) -> AsyncGenerator[Event, None]:
         if response_event is None:
             return
         yield response_event
-        if event.long_running_tool_ids and ctx.resumability_enabled:
+        if ctx.should_pause_invocation(event):
             # Resumable apps pause here; the client resumes with the real function response.
             ctx.end_invocation = True
             return
@@ -170,11 +172,21 @@ async def _call_model(
         return
     ctx.increment_llm_call_count()
     stream = ctx.run_config.streaming_mode == StreamingMode.SSE
+    model = request.model or agent.canonical_model.model
+    span = tracing.chat(model, ctx.trace_span, request)
+    started = time.perf_counter()
+    error_code: str | None = None
+    ended = False
     try:
         async with contextlib.aclosing(
             agent.canonical_model.generate_content_async(request, stream=stream)
         ) as responses:
             async for response in responses:
+                if not response.partial:
+                    # The model's own answer (before callbacks): usage, finish, error code.
+                    error_code = response.error_code or error_code
+                    metrics.tokens(ctx.app_name, model, response.usage_metadata)
+                    tracing.chat_response(span, response)
                 altered = await plugins.run(
                     "after_model_callback",
                     callback_context=callback_context,
@@ -190,6 +202,8 @@ async def _call_model(
                 actions = None if final.partial else callback_context.actions
                 yield _to_event(ctx, final, event_id, actions)
     except Exception as exc:
+        ended = True
+        _end_model_call(model, started, type(exc).__name__, span, exc)
         recovered = await plugins.run(
             "on_model_error_callback",
             callback_context=callback_context,
@@ -206,6 +220,16 @@ async def _call_model(
         if recovered is None:
             raise
         yield _to_event(ctx, recovered, event_id, callback_context.actions)
+    finally:
+        if not ended:
+            _end_model_call(model, started, error_code, span, None)
+
+
+def _end_model_call(
+    model: str, started: float, error_code: str | None, span: Any, error: Exception | None
+) -> None:
+    metrics.model_call(model, time.perf_counter() - started, error_code)
+    tracing.end_span(span, error)
 
 
 def _to_event(

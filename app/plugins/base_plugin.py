@@ -103,6 +103,18 @@ class BasePlugin:
         """Return a result to recover from a tool error."""
         return None
 
+    async def on_agent_error_callback(
+        self, *, agent: BaseAgent, callback_context: CallbackContext, error: Exception
+    ) -> None:
+        """Notified when an agent raised; the error still propagates."""
+        return None
+
+    async def on_run_error_callback(
+        self, *, invocation_context: InvocationContext, error: Exception
+    ) -> None:
+        """Notified when the run raised; the error still propagates."""
+        return None
+
     async def close(self) -> None:
         """Release resources; called by `Runner.close()`."""
         return None

@@ -26,6 +26,7 @@ from app.server.errors import install_error_handlers
 from app.server.idle_sessions import IdleSessionCloser
 from app.server.limits import RequestLimitsMiddleware
 from app.server.loader import BrokenApp, load_agents
+from app.server.observability import instrument
 from app.server.openapi import install_openapi
 from app.server.registry import RunnerRegistry
 from app.server.routes import ROUTERS
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["*"],
         )
+    instrument(app, settings)  # outermost: request ids and metrics cover every response
     return app
 
 

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +63,24 @@ def add_server_commands(subparsers: Any) -> None:
     run.set_defaults(handler=run_command)
 
 
-def logging_config(level: str) -> dict[str, Any]:
-    """Return uvicorn's logging config extended to this package's loggers."""
+def logging_config(level: str, log_format: str = "text") -> dict[str, Any]:
+    """Return uvicorn's logging config extended to this package's loggers.
+
+    Every formatter scrubs secrets; `json` writes one JSON object per line (README).
+    """
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
+    for name, formatter in config["formatters"].items():
+        if log_format == "json":
+            config["formatters"][name] = {"()": "app.observability.logs.json_formatter"}
+        else:
+            inner = formatter.pop("()")
+            config["formatters"][name] = {
+                "()": "app.observability.logs.redacting_formatter",
+                "inner": inner,
+                **formatter,
+            }
     config["loggers"]["app"] = {
         "handlers": ["default"],
         "level": level.upper(),
@@ -81,23 +99,66 @@ def serve_command(args: argparse.Namespace) -> int:
     from app.server.settings import load_settings
 
     settings = load_settings()
-    uvicorn.run(
-        "app.server.app:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=None if args.reload else args.workers,
-        reload=args.reload,
-        log_level=settings.log_level,
-        log_config=logging_config(settings.log_level),
-        timeout_graceful_shutdown=10,
-        # uvicorn's parser, with one socket write per event-loop pass (app/server/protocols.py).
-        http=protocol_class(args.http),
-        # PCM audio does not compress; permessage-deflate only costs ~50-90 KiB per live
-        # session and CPU per frame (benchmarks/RESULTS-live_relay.md).
-        ws_per_message_deflate=False,
-    )
+    workers = None if args.reload else args.workers
+    with metrics_exposition(settings, shared=bool(args.reload or (workers or 1) > 1)):
+        uvicorn.run(
+            "app.server.app:create_app",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=workers,
+            reload=args.reload,
+            log_level=settings.log_level,
+            log_config=logging_config(settings.log_level, settings.log_format),
+            timeout_graceful_shutdown=10,
+            # A cold worker imports for 3 s of CPU; on a busy 2-core host that took over
+            # uvicorn's 5 s health-check limit, and workers were killed and respawned in a loop.
+            timeout_worker_healthcheck=30,
+            # uvicorn's parser, with one socket write per event-loop pass (protocols.py).
+            http=protocol_class(args.http),
+            # PCM audio does not compress; permessage-deflate only costs ~50-90 KiB per live
+            # session and CPU per frame (benchmarks/RESULTS-live_relay.md).
+            ws_per_message_deflate=False,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def metrics_exposition(settings: Any, *, shared: bool) -> Iterator[None]:
+    """Set up what `/metrics` needs around the server's lifetime.
+
+    With several processes (`shared`), give them one multiprocess directory (a fresh temporary
+    one unless PROMETHEUS_MULTIPROC_DIR is set, which is then emptied of old values). With
+    `metrics_port`, serve the metrics on that port from this (the supervising) process.
+    """
+    from app.observability import metrics
+
+    created: str | None = None
+    if shared and settings.metrics:
+        directory = os.environ.get(metrics.MULTIPROC_DIR_ENV)
+        if directory:
+            for stale in Path(directory).glob("*.db"):
+                stale.unlink()
+        else:
+            created = tempfile.mkdtemp(prefix="agent-service-metrics-")
+            os.environ[metrics.MULTIPROC_DIR_ENV] = created
+    server = None
+    try:
+        if settings.metrics and settings.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            # In multiprocess mode this registry reads every worker's files on each scrape.
+            server, _thread = start_http_server(
+                settings.metrics_port, addr=settings.host, registry=metrics.registry()
+            )
+        yield
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if created is not None:
+            os.environ.pop(metrics.MULTIPROC_DIR_ENV, None)
+            shutil.rmtree(created, ignore_errors=True)
 
 
 def openapi_document() -> dict[str, Any]:

@@ -27,6 +27,7 @@ from app.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from app.observability import logs
 from app.server.text_checks import printable
 
 logger = logging.getLogger(__name__)
@@ -172,8 +173,13 @@ async def _on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Starlette re-raises after this handler, so the server logs the traceback once.
-    return problem(500, "internal", INTERNAL_DETAIL)
+    # Starlette re-raises after this handler, so the server logs the traceback once. This
+    # response bypasses the app's middleware: it carries the request id itself.
+    response = problem(500, "internal", INTERNAL_DETAIL)
+    request_id = logs.request_id()
+    if request_id is not None:
+        response.headers["x-request-id"] = request_id
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

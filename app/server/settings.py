@@ -15,6 +15,7 @@ from app.errors import ConfigError
 ENV_PREFIX = "AGENT_SERVICE_"
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -46,6 +47,15 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     """Log level of the server and uvicorn."""
 
+    log_format: LogFormat = "text"
+    """`json`: one JSON object per log line, with request, trace and run ids (README)."""
+
+    metrics: bool = True
+    """Record Prometheus metrics and serve them on `GET /metrics`."""
+
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve `/metrics` on this port instead of the API's (`agent-service serve` only)."""
+
     auto_create_session: bool = False
     """Create a missing session on `:run` even without `createSession: true`."""
 
@@ -61,7 +71,7 @@ class Settings(BaseSettings):
     close_idle_sessions_after: float | None = Field(default=None, gt=0)
     """Seconds without activity after which a session is closed into memory (unset: never)."""
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import Pool, PoolProxiedConnection
+from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, PoolProxiedConnection
 
 from app.errors import ConfigError, DatabaseUnavailableError
 
@@ -54,8 +54,7 @@ def normalize_url(url: str | URL) -> URL:
     `sqlite+aiosqlite://`.
 
     Raises:
-        ConfigError: the URL cannot be parsed, names a synchronous or unknown driver, or is an
-            in-memory SQLite database.
+        ConfigError: the URL cannot be parsed or names a synchronous or unknown driver.
     """
     try:
         parsed = make_url(url)
@@ -78,11 +77,6 @@ def normalize_url(url: str | URL) -> URL:
     elif name not in (POSTGRES, SQLITE):
         raise ConfigError(
             f"Unsupported database URL scheme {name!r} in {redact(parsed)}; use {_EXAMPLES}."
-        )
-    if parsed.drivername == SQLITE and _is_memory_sqlite(parsed):
-        raise ConfigError(
-            "An in-memory SQLite database cannot hold sessions across connections; use a file "
-            "URL (sqlite+aiosqlite:///path/to/file.db) or InMemorySessionService."
         )
     return parsed
 
@@ -114,6 +108,11 @@ def create_engine(url: str | URL, **engine_kwargs: Any) -> AsyncEngine:
             kwargs.update(pool_size=10, max_overflow=20)
         connect_args = {**_POSTGRES_CONNECT_ARGS, **engine_kwargs.pop("connect_args", {})}
         kwargs["connect_args"] = connect_args
+    elif is_memory_sqlite(parsed):
+        # Each connection to ":memory:" is a new, empty database: one pooled connection,
+        # kept for the engine's life, holds the data (callers queue for it).
+        kwargs.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0)
+        kwargs["connect_args"] = {"timeout": 30, **engine_kwargs.pop("connect_args", {})}
     else:
         _create_parent_dir(parsed)
         connect_args = {"timeout": 30, **engine_kwargs.pop("connect_args", {})}
@@ -351,7 +350,10 @@ def _first_line(exc: BaseException | None) -> str:
     return text.strip().split("\n", 1)[0]
 
 
-def _is_memory_sqlite(url: URL) -> bool:
+def is_memory_sqlite(url: URL) -> bool:
+    """True for an in-memory SQLite URL (`sqlite://`, `sqlite:///:memory:`, `mode=memory`)."""
+    if not url.drivername.startswith("sqlite"):
+        return False
     database = url.database or ""
     return (
         database in ("", ":memory:") or ":memory:" in database or url.query.get("mode") == "memory"

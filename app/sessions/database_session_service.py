@@ -6,13 +6,15 @@ whatever the session's length, guarded by the expected `seq` (optimistic concurr
 
 A per-process LRU cache keeps the sessions served recently, so loading a session for the next
 turn asks the database only for what changed since (usually: one row, no events). The schema
-comes from the alembic migrations (`agent-service migrate`), never from this class.
+comes from the alembic migrations: `agent-service migrate`, or, on an empty database, this
+class running them to head on first use.
 
 One instance belongs to one event loop (its connections do).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -32,6 +34,7 @@ from app.errors import (
 )
 from app.events.event import Event
 from app.ids import check_session_id
+from app.observability import metrics
 from app.sessions import _schema
 from app.sessions._closures import ClosureSql
 from app.sessions._engine import open_engine, unavailable_error
@@ -52,6 +55,7 @@ from app.sessions.base_session_service import (
     decode_page_token,
     encode_page_token,
 )
+from app.sessions.migration import prepare_schema
 from app.sessions.session import Session
 from app.sessions.state import split_state
 
@@ -66,9 +70,13 @@ class DatabaseSessionService(BaseSessionService):
     Args:
         db_url: `postgresql+asyncpg://...` or `sqlite+aiosqlite:///path.db`; plain
             `postgresql://`, `postgres://` and `sqlite://` are rewritten to those drivers.
-            Default: a SQLite file under `./data/` (its directory is created).
+            `sqlite:///:memory:` (or `sqlite://`) is a database that lives as long as this
+            service. Default: a SQLite file under `./data/` (its directory is created).
         engine: use this engine instead of creating one (it is not disposed by `close()`).
         cache_size: how many sessions the per-process cache keeps (0 disables it).
+        create_schema: on first use, create the schema on an empty database by running the
+            migrations to head (a database at another revision is refused either way, naming
+            `agent-service migrate`). False: leave the schema entirely to `agent-service migrate`.
         **engine_kwargs: passed to `create_async_engine` (e.g. `pool_size`).
 
     Raises:
@@ -84,6 +92,7 @@ class DatabaseSessionService(BaseSessionService):
         *,
         engine: AsyncEngine | None = None,
         cache_size: int = 1000,
+        create_schema: bool = True,
         **engine_kwargs: Any,
     ) -> None:
         if cache_size < 0:
@@ -93,6 +102,9 @@ class DatabaseSessionService(BaseSessionService):
         self._sql = SessionSql.for_engine(engine)
         self._closures = ClosureSql(engine)
         self._cache = SessionCache(cache_size)
+        # First use checks the schema once (see `migration.prepare_schema`).
+        self._schema_checked = not create_schema
+        self._schema_lock = asyncio.Lock()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -105,7 +117,7 @@ class DatabaseSessionService(BaseSessionService):
         Raises:
             DatabaseUnavailableError: it does not.
         """
-        async with self._database():
+        async with self._database("ping"):
             await self._sql.ping()
 
     async def close(self) -> None:
@@ -130,7 +142,7 @@ class DatabaseSessionService(BaseSessionService):
         key = (app_name, user_id, sid)
         now = time.time()
         try:
-            async with self._database():
+            async with self._database("create_session"):
                 app_state, user_state = await self._sql.create(
                     key, session_state, app_delta, user_delta, now
                 )
@@ -178,7 +190,7 @@ class DatabaseSessionService(BaseSessionService):
         entry = self._cache.get(key)
         window = _window(config, entry)
         cached_state = entry.state if entry is not None else {}
-        async with self._database():
+        async with self._database("get_session"):
             loaded = await self._sql.load(key, window)
         if loaded is None:
             self._cache.discard(key)
@@ -203,7 +215,7 @@ class DatabaseSessionService(BaseSessionService):
         if size < 0:
             raise InvalidRequestError("page_size must be positive.")
         after = decode_page_token(page_token) if page_token else None
-        async with self._database():
+        async with self._database("list_sessions"):
             rows = await self._sql.list_sessions(app_name, user_id, after, size + 1)
         page = rows[:size]
         sessions = [
@@ -225,7 +237,7 @@ class DatabaseSessionService(BaseSessionService):
         """Delete the session and its events if it exists."""
         key = (app_name, user_id, session_id)
         self._cache.discard(key)
-        async with self._database():
+        async with self._database("delete_session"):
             await self._sql.delete(key)
         self._cache.discard(key)  # a get_session may have re-cached it meanwhile
 
@@ -281,7 +293,7 @@ class DatabaseSessionService(BaseSessionService):
                 app_delta=app_delta,
                 user_delta=user_delta,
             )
-            async with self._database():
+            async with self._database("append_event"):
                 create_time = await self._sql.append(row)
                 if create_time is None:
                     current_seq = await self._sql.current_seq(key)
@@ -306,26 +318,26 @@ class DatabaseSessionService(BaseSessionService):
         if session.last_seq < 1:
             return None
         key = (session.app_name, session.user_id, session.id)
-        async with self._database():
+        async with self._database("claim_close"):
             return await self._closures.claim(key, session.last_seq)
 
     async def release_close(self, session: Session, previous: int) -> None:
         """Undo a claim; see `BaseSessionService.release_close`."""
         key = (session.app_name, session.user_id, session.id)
-        async with self._database():
+        async with self._database("release_close"):
             await self._closures.release(key, session.last_seq, previous)
 
     async def list_unclosed_sessions(
         self, *, app_names: Sequence[str], updated_before: float, limit: int
     ) -> list[tuple[str, str, str]]:
         """Return idle sessions not closed yet; see `BaseSessionService.list_unclosed_sessions`."""
-        async with self._database():
+        async with self._database("list_unclosed_sessions"):
             return await self._closures.unclosed(app_names, updated_before, limit)
 
     async def _event_jsons(self, key: SessionKey, after_seq: int, limit: int | None) -> list[str]:
         if limit is not None and limit < 0:
             raise InvalidRequestError("limit must be 0 or more.")
-        async with self._database():
+        async with self._database("list_events"):
             jsons = await self._sql.list_events(
                 key,
                 min(max(after_seq, 0), NO_LIMIT),  # keep SQL within BIGINT
@@ -399,10 +411,19 @@ class DatabaseSessionService(BaseSessionService):
                 entry.state = {**entry.state, **session_delta}
         # else: the entry is behind; the next load fetches what it misses.
 
+    async def _check_schema(self) -> None:
+        async with self._schema_lock:
+            if not self._schema_checked:
+                await prepare_schema(self._engine)
+                self._schema_checked = True
+
     @asynccontextmanager
-    async def _database(self) -> AsyncIterator[None]:
-        """Translate connection failures into DatabaseUnavailableError."""
+    async def _database(self, operation: str) -> AsyncIterator[None]:
+        """Time the statements of `operation`; translate connection failures."""
+        started = time.perf_counter()
         try:
+            if not self._schema_checked:
+                await self._check_schema()
             yield
         except AgentServiceError:
             raise
@@ -410,7 +431,10 @@ class DatabaseSessionService(BaseSessionService):
             translated = unavailable_error(exc, self._engine.url)
             if translated is None:
                 raise
+            metrics.database_unavailable(operation)
             raise translated from exc
+        finally:
+            metrics.store_call(operation, time.perf_counter() - started)
 
 
 def _window(config: GetSessionConfig | None, entry: CachedSession | None) -> Window:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from app.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionError
 from app.events.event import Event
@@ -22,7 +23,22 @@ from app.sessions.base_session_service import (
 from app.sessions.session import Session
 from app.sessions.state import split_state
 
+logger = logging.getLogger(__name__)
+
 _DEFAULT_PAGE_SIZE = 100
+_DEPRECATED_SYNC = "Deprecated. Please migrate to the async method."
+
+_T = TypeVar("_T")
+
+
+def _complete(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine that never suspends (this service's methods) without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("an in-memory session method suspended; call the async method instead")
 
 
 @dataclass
@@ -215,6 +231,50 @@ class InMemorySessionService(BaseSessionService):
             ]
         found.sort()
         return [key for _, key in found[: max(limit, 0)]]
+
+    def create_session_sync(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        """Deprecated blocking form of `create_session`."""
+        logger.warning(_DEPRECATED_SYNC)
+        return _complete(
+            self.create_session(
+                app_name=app_name, user_id=user_id, state=state, session_id=session_id
+            )
+        )
+
+    def get_session_sync(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Deprecated blocking form of `get_session`."""
+        logger.warning(_DEPRECATED_SYNC)
+        return _complete(
+            self.get_session(
+                app_name=app_name, user_id=user_id, session_id=session_id, config=config
+            )
+        )
+
+    def list_sessions_sync(
+        self, *, app_name: str, user_id: str | None = None
+    ) -> ListSessionsResponse:
+        """Deprecated blocking form of `list_sessions`."""
+        logger.warning(_DEPRECATED_SYNC)
+        return _complete(self.list_sessions(app_name=app_name, user_id=user_id))
+
+    def delete_session_sync(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Deprecated blocking form of `delete_session`."""
+        logger.warning(_DEPRECATED_SYNC)
+        _complete(self.delete_session(app_name=app_name, user_id=user_id, session_id=session_id))
 
     def _view(
         self, app_name: str, user_id: str, sid: str, stored: _Stored, events: list[Event]

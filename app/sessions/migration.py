@@ -166,6 +166,47 @@ async def is_at_head(db_url_or_engine: str | AsyncEngine | None = None) -> bool:
     return await current_revision(db_url_or_engine) == head_revision()
 
 
+_SESSION_TABLES = frozenset({"sessions", "events", "app_states", "user_states"})
+
+
+async def prepare_schema(engine: AsyncEngine) -> None:
+    """Create the schema on an empty database; accept one at head; refuse any other.
+
+    Raises:
+        DatabaseUnavailableError: the database is behind (or ahead of) the newest revision,
+            or holds session tables that no migration created; the message says what to run.
+    """
+    head = head_revision()
+    revision = await current_revision(engine)
+    if revision == head:
+        return
+    where = redact(engine.url)
+    if revision is None:
+        async with _connection(engine) as conn:
+            tables = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
+        if tables & _SESSION_TABLES:
+            raise DatabaseUnavailableError(
+                f"The database {where} has session tables that no agent-service migration "
+                "created (another tool's schema?); use an empty database or one prepared "
+                "with `agent-service migrate`."
+            )
+        logger.info("creating the schema on an empty database url=%s", where)
+        await upgrade(engine)
+        return
+    known = {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+    if revision not in known:
+        raise DatabaseUnavailableError(
+            f"The database {where} is at schema revision {revision}, which this version does "
+            "not know (a newer agent-service migrated it); upgrade agent-service."
+        )
+    raise DatabaseUnavailableError(
+        f"The database {where} is at schema revision {revision}, behind the newest ({head}); "
+        "run `agent-service migrate` first."
+    )
+
+
 @asynccontextmanager
 async def _alembic_turn() -> AsyncIterator[None]:
     """Hold the process-wide alembic lock without blocking the event loop."""

@@ -309,7 +309,8 @@ async def test_prepared_statements_survive_a_column_type_change(pg_db_url: str) 
 
 
 async def test_unmigrated_database_is_reported_on_every_hot_path(pg_empty_db_url: str) -> None:
-    service = DatabaseSessionService(pg_empty_db_url, pool_pre_ping=False)
+    # create_schema=False: nothing prepares the schema, so every path meets the missing tables.
+    service = DatabaseSessionService(pg_empty_db_url, pool_pre_ping=False, create_schema=False)
     session = Session(id="s", app_name=APP, user_id=USER)
     key: dict[str, Any] = {"app_name": APP, "user_id": USER, "session_id": "s"}
     try:

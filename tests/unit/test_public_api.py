@@ -92,6 +92,7 @@ AT_LEAST: dict[str, set[str]] = {
         "function_call",
         "serve_fake_gemini",
     },
+    "app.observability": {"logs", "metrics", "tracing"},
 }
 
 

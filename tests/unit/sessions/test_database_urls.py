@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -56,10 +57,32 @@ def test_unparseable_url_is_refused_without_echoing_it(url: str) -> None:
     assert "could not parse" in str(info.value) and SECRET not in str(info.value)
 
 
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite+aiosqlite://"])
-def test_in_memory_sqlite_is_refused(url: str) -> None:
-    with pytest.raises(ConfigError, match="InMemorySessionService"):
-        DatabaseSessionService(url)
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://", "sqlite:///:memory:", "sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:"],
+)
+async def test_in_memory_sqlite_lives_as_long_as_the_service(url: str) -> None:
+    service = DatabaseSessionService(url)
+    other = DatabaseSessionService(url)
+    try:
+        assert service.engine.url.drivername == "sqlite+aiosqlite"
+        session = await service.create_session(app_name="a", user_id="u", state={"k": 1})
+        # Concurrent calls share the one connection that holds the database.
+        copies = await asyncio.gather(
+            *(
+                service.get_session(app_name="a", user_id="u", session_id=session.id)
+                for _ in range(5)
+            ),
+            service.create_session(app_name="a", user_id="u", session_id="second"),
+        )
+        assert all(copy is not None for copy in copies)
+        listed = await service.list_sessions(app_name="a", user_id="u")
+        assert sorted(s.id for s in listed.sessions) == sorted([session.id, "second"])
+        # Another service on the same URL has its own, separate database.
+        assert (await other.list_sessions(app_name="a", user_id="u")).sessions == []
+    finally:
+        await service.close()
+        await other.close()
 
 
 @pytest.mark.parametrize(

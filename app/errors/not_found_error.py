@@ -1,0 +1,7 @@
+"""NotFoundError under the reference runtime's module path."""
+
+from __future__ import annotations
+
+from app.errors import NotFoundError
+
+__all__ = ["NotFoundError"]

@@ -1,0 +1,7 @@
+"""SessionNotFoundError under the reference runtime's module path."""
+
+from __future__ import annotations
+
+from app.errors import SessionNotFoundError
+
+__all__ = ["SessionNotFoundError"]

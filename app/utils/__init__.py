@@ -1,0 +1,1 @@
+"""Small helpers shared by the runtime's layers."""
