@@ -7,6 +7,7 @@ environment), so `--workers N` works; tests pass a `Settings`.
 from __future__ import annotations
 
 import gc
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -30,7 +31,11 @@ from app.server.observability import instrument
 from app.server.openapi import install_openapi
 from app.server.registry import RunnerRegistry
 from app.server.routes import ROUTERS
-from app.server.settings import Settings, load_settings
+from app.server.security.api_keys import ApiKeyStore, api_keys
+from app.server.security.authenticator import Authenticator
+from app.server.security.jwt_tokens import JwtVerifier
+from app.server.security.middleware import AuthMiddleware
+from app.server.settings import Settings, check_auth_settings, load_settings
 from app.sessions import BaseSessionService, DatabaseSessionService, InMemorySessionService
 
 logger = logging.getLogger(__name__)
@@ -42,6 +47,7 @@ MEMORY_URL = "memory://"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; services are created in its lifespan, not here."""
     settings = settings or load_settings()
+    check_auth_settings(settings)
     app = FastAPI(
         title="agent-service",
         version=app_package.__version__,
@@ -53,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_openapi(app)
     # add_middleware wraps: the last one added is the outermost. CORS goes outside so that
-    # 413s carry CORS headers.
+    # 401/403s and 413s carry CORS headers; auth goes inside the body limit (a refused
+    # caller's body is never read).
+    app.add_middleware(AuthMiddleware, cors_origins=settings.cors_origins)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(GZipExceptRunsMiddleware, minimum_size=1024)
     if settings.cors_origins:
@@ -95,6 +103,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await build_services(settings)
         app.state.services = services
+        warn_if_open(settings)
         if services.idle_closer is not None:
             services.idle_closer.start()
         # Move everything built at start-up (modules, google-genai types, agents) out of the
@@ -153,6 +162,12 @@ async def build_services(settings: Settings) -> Services:
     except BaseException:
         await sessions.close()
         raise
+    try:
+        authenticator = build_authenticator(settings, sessions)
+    except BaseException:
+        await registry.close()
+        await sessions.close()
+        raise
     broken = [entry.name for entry in loaded if isinstance(entry, BrokenApp)]
     logger.info(
         "agents loaded dir=%s apps=%s broken=%s",
@@ -173,7 +188,52 @@ async def build_services(settings: Settings) -> Services:
         runners=registry,
         check_ready=check_ready,
         idle_closer=idle_closer,
+        authenticator=authenticator,
     )
+
+
+def build_authenticator(settings: Settings, sessions: BaseSessionService) -> Authenticator | None:
+    """Return the Authenticator `AGENT_SERVICE_AUTH` asks for (None for `none`)."""
+    methods = settings.auth_methods
+    if not methods:
+        return None
+    api_keys = None
+    if "api_key" in methods:
+        if not isinstance(sessions, DatabaseSessionService):
+            raise ConfigError("AGENT_SERVICE_AUTH=api_key needs a database for the keys.")
+        api_keys = ApiKeyStore(sessions.engine, cache_seconds=settings.api_key_cache_seconds)
+    jwts = None
+    if "jwt" in methods:
+        jwts = JwtVerifier(
+            secret=settings.jwt_secret,
+            jwks_url=settings.jwt_jwks_url,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            user_claim=settings.jwt_user_claim,
+            leeway_seconds=settings.jwt_leeway_seconds,
+        )
+    return Authenticator(api_keys, jwts)
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Log a warning when anyone on the network may act as any user."""
+    if settings.auth_methods or is_loopback(settings.host):
+        return
+    logger.warning(
+        "authentication is off (AGENT_SERVICE_AUTH=none) on %s: any caller may act as any "
+        "user; set AGENT_SERVICE_AUTH=api_key or jwt (README: Authentication)",
+        settings.host,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Return whether `host` is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def _check_memory_language(memory: DatabaseMemoryService) -> None:
@@ -238,6 +298,8 @@ async def open_session_service(
         *DatabaseArtifactService.TABLES,
         *DatabaseMemoryService.TABLES,
     )
+    if "api_key" in settings.auth_methods:
+        tables = (*tables, api_keys.name)
 
     async def check_ready() -> None:
         await migration.check_schema(service.engine, tables)

@@ -62,6 +62,10 @@ def add_server_commands(subparsers: Any) -> None:
     )
     run.set_defaults(handler=run_command)
 
+    from app.server.security.keys_cli import add_keys_command
+
+    add_keys_command(subparsers)
+
 
 def logging_config(level: str, log_format: str = "text") -> dict[str, Any]:
     """Return uvicorn's logging config extended to this package's loggers.
@@ -99,6 +103,10 @@ def serve_command(args: argparse.Namespace) -> int:
     from app.server.settings import load_settings
 
     settings = load_settings()
+    if args.host:
+        # Each worker builds its app from the environment; the start-up warning about auth
+        # being off on a public interface needs the host actually bound.
+        os.environ["AGENT_SERVICE_HOST"] = args.host
     workers = None if args.reload else args.workers
     with metrics_exposition(settings, shared=bool(args.reload or (workers or 1) > 1)):
         uvicorn.run(

@@ -25,6 +25,8 @@ from app.memory import BaseMemoryService
 from app.server.errors import UnsupportedMediaTypeError
 from app.server.idle_sessions import IdleSessionCloser
 from app.server.registry import RunnerRegistry
+from app.server.security.authenticator import Authenticator
+from app.server.security.principal import Principal, principal_of
 from app.server.settings import Settings
 from app.server.text_checks import check_body, may_hold_forbidden
 from app.sessions import BaseSessionService
@@ -43,6 +45,8 @@ class Services:
     """Raise DatabaseUnavailableError unless the database answers and its schema is current."""
     idle_closer: IdleSessionCloser | None = None
     """Closes idle sessions into memory (`AGENT_SERVICE_CLOSE_IDLE_SESSIONS_AFTER`)."""
+    authenticator: Authenticator | None = None
+    """Who may call (None: `AGENT_SERVICE_AUTH=none`, everyone)."""
 
 
 async def get_services(conn: HTTPConnection) -> Services:
@@ -73,6 +77,12 @@ async def get_registry(services: ServicesDep) -> RunnerRegistry:
     return services.runners
 
 
+async def get_principal(conn: HTTPConnection) -> Principal | None:
+    """Return the authenticated caller (None when auth is off)."""
+    return principal_of(conn)
+
+
+Caller = Annotated[Principal | None, Depends(get_principal)]
 Sessions = Annotated[BaseSessionService, Depends(get_sessions)]
 Artifacts = Annotated[BaseArtifactService, Depends(get_artifacts)]
 Registry = Annotated[RunnerRegistry, Depends(get_registry)]

@@ -28,6 +28,7 @@ from app.errors import (
     PayloadTooLargeError,
 )
 from app.observability import logs
+from app.server.security.principal import ForbiddenError, UnauthenticatedError
 from app.server.text_checks import printable
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class UnsupportedMediaTypeError(AgentServiceError):
 
 _STATUS: dict[type[AgentServiceError], int] = {
     InvalidRequestError: 400,
+    UnauthenticatedError: 401,
+    ForbiddenError: 403,
     NotFoundError: 404,
     ConflictError: 409,
     PayloadTooLargeError: 413,
@@ -67,6 +70,8 @@ _STATUS: dict[type[AgentServiceError], int] = {
 # Codes for errors the framework raises itself (routing, method, body parsing).
 _HTTP_CODES: dict[int, str] = {
     400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
@@ -119,7 +124,10 @@ async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
         # The body hides where the database is; the log says it, for the operator.
         logger.warning("database unavailable path=%s error=%s", request.url.path, exc)
     body = problem_for(exc)
-    return problem(body["status"], body["code"], body["detail"])
+    response = problem(body["status"], body["code"], body["detail"])
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="agent-service"'
+    return response
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 
 from app.server.errors import PROBLEM_MEDIA_TYPE
 from app.server.schemas import RunEndOut
+from app.server.security.middleware import OPEN_PATHS
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/ProblemOut"}
 _FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -31,6 +32,19 @@ _INVALID = (
     "characters and lone surrogates anywhere in the body or the query string."
 )
 _UNAVAILABLE = "The database is unavailable, or the app failed to load."
+_UNAUTHENTICATED = (
+    "No credential, or one that is unknown, revoked or expired (only with "
+    "`AGENT_SERVICE_AUTH` on); the response carries `WWW-Authenticate: Bearer`."
+)
+_FORBIDDEN = "The credential may not use this app or act for this user."
+_SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`agent-service keys create`) or a JWT, per AGENT_SERVICE_AUTH.",
+    },
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -59,6 +73,11 @@ def correct(document: dict[str, Any]) -> dict[str, Any]:
             if "requestBody" in operation:
                 for status, description in _BODY_ERRORS.items():
                     responses.setdefault(status, {"description": description})
+            if path not in OPEN_PATHS:
+                operation["security"] = [{"bearer": []}, {"apiKey": []}]
+                responses.setdefault("401", {"description": _UNAUTHENTICATED})
+                if path.startswith("/apps/{app}"):
+                    responses.setdefault("403", {"description": _FORBIDDEN})
             if path.startswith("/apps/{app}/users/"):
                 responses.setdefault("404", {"description": "Unknown app."})
                 responses.setdefault("503", {"description": _UNAVAILABLE})
@@ -72,7 +91,8 @@ def correct(document: dict[str, Any]) -> dict[str, Any]:
                     if response.get("description") in (None, "", "Validation Error"):
                         response["description"] = HTTPStatus(int(status)).phrase
             operation["responses"] = dict(sorted(responses.items()))
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    document.setdefault("components", {})["securitySchemes"] = _SECURITY_SCHEMES
+    schemas = document["components"].setdefault("schemas", {})
     for name in _FASTAPI_ERROR_SCHEMAS:
         schemas.pop(name, None)
     # Named by the run's text/event-stream schema: the data of its `end` frame.

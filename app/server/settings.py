@@ -71,10 +71,88 @@ class Settings(BaseSettings):
     close_idle_sessions_after: float | None = Field(default=None, gt=0)
     """Seconds without activity after which a session is closed into memory (unset: never)."""
 
+    auth: str = "none"
+    """Who may call: `none`, `api_key`, `jwt` or `api_key,jwt` (either credential)."""
+
+    api_key_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
+    """How long a verified API key is trusted without asking the database (revocation delay)."""
+
+    jwt_secret: str | None = None
+    """HS256 secret for JWTs (at least 32 bytes); exclusive with `jwt_jwks_url`."""
+
+    jwt_jwks_url: str | None = None
+    """JWKS URL of the identity provider (RS/PS/ES/EdDSA tokens); exclusive with `jwt_secret`."""
+
+    jwt_issuer: str | None = None
+    """Required `iss` of JWTs (unchecked when unset)."""
+
+    jwt_audience: str | None = None
+    """Required `aud` of JWTs (tokens with an `aud` claim are refused when unset)."""
+
+    jwt_user_claim: str = Field(default="sub", min_length=1)
+    """JWT claim holding the user id."""
+
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=600)
+    """Clock skew allowed on `exp`/`nbf`."""
+
+    @property
+    def auth_methods(self) -> frozenset[str]:
+        """The accepted credentials (empty when auth is off)."""
+        return parse_auth(self.auth)
+
+    @field_validator("auth", mode="after")
+    @classmethod
+    def _check_auth(cls, value: str) -> str:
+        parse_auth(value)
+        return value
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+
+AUTH_METHODS = frozenset({"api_key", "jwt"})
+
+
+def parse_auth(value: str) -> frozenset[str]:
+    """Parse an `AGENT_SERVICE_AUTH` value into its methods (`none` is the empty set).
+
+    Raises:
+        ValueError: an unknown method, or `none` mixed with others.
+    """
+    parts = [part.strip().lower() for part in value.split(",")]
+    if parts == ["none"]:
+        return frozenset()
+    if not parts or any(part not in AUTH_METHODS for part in parts):
+        raise ValueError("expected none, api_key, jwt or api_key,jwt")
+    return frozenset(parts)
+
+
+def check_auth_settings(settings: Settings) -> None:
+    """Check that the settings the chosen auth methods need are there and consistent.
+
+    Raises:
+        ConfigError: naming the variables at fault.
+    """
+    methods = settings.auth_methods
+    if "api_key" in methods and settings.database_url == "memory://":
+        raise ConfigError(
+            f"invalid settings: {ENV_PREFIX}AUTH=api_key needs a database "
+            f"({ENV_PREFIX}DATABASE_URL is memory://)"
+        )
+    if "jwt" not in methods:
+        return
+    secret, jwks = settings.jwt_secret, settings.jwt_jwks_url
+    if (secret is None) == (jwks is None):
+        raise ConfigError(
+            f"invalid settings: {ENV_PREFIX}AUTH=jwt needs exactly one of "
+            f"{ENV_PREFIX}JWT_SECRET and {ENV_PREFIX}JWT_JWKS_URL"
+        )
+    if secret is not None and len(secret.encode()) < 32:
+        raise ConfigError(f"invalid settings: {ENV_PREFIX}JWT_SECRET (at least 32 bytes)")
+    if jwks is not None and not jwks.startswith(("https://", "http://")):
+        raise ConfigError(f"invalid settings: {ENV_PREFIX}JWT_JWKS_URL (expected an http(s) URL)")
 
 
 def load_settings() -> Settings:
@@ -84,7 +162,7 @@ def load_settings() -> Settings:
         ConfigError: a variable is malformed (e.g. `AGENT_SERVICE_PORT=99999`).
     """
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         names = sorted({ENV_PREFIX + str(e["loc"][0]).upper() for e in exc.errors() if e["loc"]})
         raise ConfigError(f"invalid settings: {', '.join(names)}") from exc
@@ -92,3 +170,5 @@ def load_settings() -> Settings:
         match = re.search(r'field "(\w+)"', str(exc))
         name = ENV_PREFIX + match.group(1).upper() if match else str(exc)
         raise ConfigError(f"invalid settings: {name} (expected JSON)") from exc
+    check_auth_settings(settings)
+    return settings

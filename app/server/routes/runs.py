@@ -9,6 +9,7 @@ from app.agents import RunConfig, StreamingMode
 from app.server._run_stream import JSONRunResponse, RunArgs, SSERunResponse
 from app.server.deps import AppName, JsonBody, ServicesDep, SessionId, UserId
 from app.server.schemas import ProblemOut, RunRequest, RunResultOut
+from app.server.security.principal import check_client_state, principal_of
 
 router = APIRouter(tags=["runs"])
 
@@ -53,6 +54,7 @@ _SSE_EVENT_SCHEMA = {
             "description": "The run's events: SSE, or JSON with `Accept: application/json`.",
             "content": {"text/event-stream": {"schema": _SSE_EVENT_SCHEMA}},
         },
+        403: {"model": ProblemOut, "description": "`app:`/`temp:` state from a non-admin."},
         404: {"model": ProblemOut, "description": "Unknown app or session."},
         409: {"model": ProblemOut, "description": "A run is already in progress."},
         502: {
@@ -71,6 +73,7 @@ async def run(
     services: ServicesDep,
 ) -> Response:
     """Run the agent on the session; see HTTP_API.md for the SSE framing."""
+    check_client_state(principal_of(request), body.state_delta)
     runner = services.runners.runner(app)
     settings = services.settings
     run_config = RunConfig(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 from app.errors import SessionNotFoundError
 from app.events.event import Event, new_invocation_id
 from app.events.event_actions import EventActions
-from app.server.deps import AppName, JsonBody, Registry, SessionId, Sessions, UserId
+from app.server.deps import AppName, Caller, JsonBody, Registry, SessionId, Sessions, UserId
 from app.server.schemas import (
     CreateSessionRequest,
     PatchSessionRequest,
@@ -17,6 +17,7 @@ from app.server.schemas import (
     SessionListOut,
     SessionSummaryOut,
 )
+from app.server.security.principal import check_client_state
 from app.sessions import GetSessionConfig, Session
 
 router = APIRouter(tags=["sessions"])
@@ -40,18 +41,20 @@ def _json(body: str, status: int = 200) -> Response:
     "/apps/{app}/users/{uid}/sessions",
     status_code=201,
     dependencies=[JsonBody],
-    responses={404: {"model": ProblemOut}, 409: {"model": ProblemOut}},
+    responses={403: {"model": ProblemOut}, 404: {"model": ProblemOut}, 409: {"model": ProblemOut}},
 )
 async def create_session(
     app: AppName,
     uid: UserId,
     registry: Registry,
     sessions: Sessions,
+    caller: Caller,
     body: Annotated[CreateSessionRequest | None, Body()] = None,
 ) -> SessionSummaryOut:
     """Create a session (409 `session_exists` when the id is taken)."""
     registry.require_known(app)
     request = body or CreateSessionRequest()
+    check_client_state(caller, request.state)
     session = await sessions.create_session(
         app_name=app, user_id=uid, state=request.state, session_id=request.session_id
     )
@@ -99,11 +102,22 @@ async def get_session(
     return _json(_session_json(session))
 
 
-@router.patch(_SESSION, response_model=Session, dependencies=[JsonBody], responses=_NOT_FOUND)
+@router.patch(
+    _SESSION,
+    response_model=Session,
+    dependencies=[JsonBody],
+    responses={403: {"model": ProblemOut}, **_NOT_FOUND},
+)
 async def update_session_state(
-    app: AppName, uid: UserId, sid: SessionId, body: PatchSessionRequest, sessions: Sessions
+    app: AppName,
+    uid: UserId,
+    sid: SessionId,
+    body: PatchSessionRequest,
+    sessions: Sessions,
+    caller: Caller,
 ) -> Response:
     """Set state keys by appending one state-only event authored `user`."""
+    check_client_state(caller, body.state_delta)
     session = await sessions.get_session_shared(app_name=app, user_id=uid, session_id=sid)
     if session is None:
         raise SessionNotFoundError(sid)
