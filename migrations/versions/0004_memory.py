@@ -1,7 +1,7 @@
 """Long-term memory: remembered text turns with a full-text index, and session closes.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0005 (re-chained after the parallel api_keys migration)
 Create Date: 2026-12-02
 
 `memory_entries` holds one row per remembered event (its text and its content), searchable
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
