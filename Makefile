@@ -49,6 +49,7 @@ bench: $(STAMP)  ## benchmarks (not run by CI)
 	$(BIN)/python benchmarks/http_load.py
 	$(BIN)/python benchmarks/live_relay.py
 	$(BIN)/python benchmarks/stalled_reader.py
+	$(BIN)/python benchmarks/memory_search.py --sqlite
 
 openapi: $(STAMP)
 	$(BIN)/agent-service openapi

@@ -330,10 +330,31 @@ class Runner:
         await self.session_service.append_event(session, event)
         return len(event.get_function_responses())
 
-    async def close_session(self, session: Session) -> None:
-        """Add the session to the memory service, so later searches can recall it."""
-        if self.memory_service is not None:
-            await self.memory_service.add_session_to_memory(session)
+    async def close_session(self, session: Session) -> bool:
+        """Add the session to the memory service, so later searches can recall it.
+
+        Only events that no earlier close added are sent, so closing twice stores nothing
+        twice, and memories forgotten since are not brought back. Of concurrent closes of one
+        session (other replicas included), one does the work: it returns True, the others
+        (and a close with nothing new, or without a memory service) return False. Pass the
+        session with all its events (`get_session` without a config): events missing from
+        it are not added later.
+        """
+        if self.memory_service is None:
+            return False
+        previous = await self.session_service.claim_close(session)
+        if previous is None:
+            return False
+        fresh = [e for e in session.events if e.seq is None or e.seq > previous]
+        try:
+            await self.memory_service.add_session_to_memory(
+                session.model_copy(update={"events": fresh})
+            )
+        except BaseException:
+            # Let a later close retry these events.
+            await self.session_service.release_close(session, previous)
+            raise
+        return True
 
     async def close(self) -> None:
         """Close plugins (bounded time each) and the services this runner created.

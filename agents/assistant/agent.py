@@ -1,4 +1,7 @@
-"""The `assistant` app: a single LlmAgent with three real tools.
+"""The `assistant` app: a single LlmAgent with three real tools and long-term memory.
+
+`preload_memory` puts what the user said in earlier (closed) sessions that matches the
+current message into the instruction; `load_memory` lets the model search memory itself.
 
 Uses Gemini when GOOGLE_API_KEY (or GEMINI_API_KEY / Vertex AI settings) is set, otherwise
 the offline DemoModel, so it works on a machine with no network.
@@ -15,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.agents import LlmAgent
 from app.testing.demo_model import DemoModel, choose_model
+from app.tools import load_memory_tool, preload_memory_tool
 
 _WEATHER: dict[str, dict[str, Any]] = {
     "paris": {"forecast": "sunny", "temperature_c": 21, "humidity_pct": 40},
@@ -105,7 +109,10 @@ def _evaluate(node: ast.AST) -> int | float:
 
 root_agent = LlmAgent(
     name="assistant",
-    description="A helpful assistant that knows the weather, the time and arithmetic.",
+    description=(
+        "A helpful assistant that knows the weather, the time and arithmetic, and remembers "
+        "earlier conversations."
+    ),
     model=choose_model(
         "assistant",
         "gemini-2.5-flash",
@@ -114,6 +121,7 @@ root_agent = LlmAgent(
                 "get_weather": ["weather", "forecast", "temperature", "rain", "sunny"],
                 "get_current_time": ["time", "clock", "hour", "date"],
                 "calculate": ["calculate", "compute", "plus", "minus", "times", "sum"],
+                "load_memory": ["remember", "recall", "earlier", "told", "said"],
             }
         ),
     ),
@@ -122,5 +130,5 @@ root_agent = LlmAgent(
         "get_current_time for the time in a place, and calculate for arithmetic. "
         "Answer in one or two sentences."
     ),
-    tools=[get_weather, get_current_time, calculate],
+    tools=[get_weather, get_current_time, calculate, load_memory_tool, preload_memory_tool],
 )

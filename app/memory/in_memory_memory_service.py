@@ -4,59 +4,93 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.events.event import Event
-from app.memory.base_memory_service import BaseMemoryService, MemoryEntry, SearchMemoryResponse
+from app.memory._remembered import remembered
+from app.memory.base_memory_service import (
+    DEFAULT_SEARCH_LIMIT,
+    BaseMemoryService,
+    MemoryEntry,
+    SearchMemoryResponse,
+)
 from app.sessions.session import Session
 
 _WORD = re.compile(r"[\w']+", re.UNICODE)
-_MAX_RESULTS = 20
 
 
 def _words(text: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(text)}
 
 
+@dataclass(frozen=True)
+class _Stored:
+    entry: MemoryEntry
+    timestamp: float
+    words: set[str]
+
+
 class InMemoryMemoryService(BaseMemoryService):
-    """Scores each remembered event by how many query words it contains."""
+    """Scores each remembered event by how many query words it contains (one process only)."""
 
     def __init__(self) -> None:
-        # (app, user) -> session id -> events with text; re-adding a session replaces it.
-        self._sessions: dict[tuple[str, str], dict[str, list[tuple[Event, set[str]]]]] = {}
+        # (app, user) -> session id -> event id -> what was remembered of that event.
+        self._sessions: dict[tuple[str, str], dict[str, dict[str, _Stored]]] = {}
         self._lock = threading.Lock()
 
     async def add_session_to_memory(self, session: Session) -> None:
-        """Index the session's text events (replacing an earlier copy of the same session)."""
-        indexed = [(e, _words(e.text())) for e in session.events if e.content and e.text()]
+        """Remember the session's text events; events already remembered are kept as they are."""
+        found: dict[str, _Stored] = {}
+        for event in session.events:
+            kept = remembered(event)
+            if kept is None:
+                continue
+            entry = MemoryEntry(
+                content=kept.content,
+                author=event.author,
+                timestamp=datetime.fromtimestamp(event.timestamp, tz=UTC).isoformat(),
+                id=event.id,
+            )
+            found[event.id] = _Stored(entry, event.timestamp, _words(kept.text))
+        if not found:
+            return
         with self._lock:
-            self._sessions.setdefault((session.app_name, session.user_id), {})[session.id] = indexed
+            user = self._sessions.setdefault((session.app_name, session.user_id), {})
+            stored = user.setdefault(session.id, {})
+            for event_id, item in found.items():
+                stored.setdefault(event_id, item)
 
     async def search_memory(
-        self, *, app_name: str, user_id: str, query: str
+        self, *, app_name: str, user_id: str, query: str, limit: int = DEFAULT_SEARCH_LIMIT
     ) -> SearchMemoryResponse:
-        """Return events sharing words with `query`, most shared words first."""
+        """Return events sharing words with `query`, most shared words first, then newest."""
         wanted = _words(query)
-        if not wanted:
+        if not wanted or limit < 1:
             return SearchMemoryResponse()
         with self._lock:
-            sessions = list(self._sessions.get((app_name, user_id), {}).values())
-        scored: list[tuple[int, float, Event]] = []
-        for events in sessions:
-            for event, words in events:
-                score = len(wanted & words)
+            user = self._sessions.get((app_name, user_id), {})
+            sessions = [list(events.values()) for events in user.values()]
+        scored: list[tuple[int, float, MemoryEntry]] = []
+        for items in sessions:
+            for item in items:
+                score = len(wanted & item.words)
                 if score:
-                    scored.append((score, event.timestamp, event))
+                    scored.append((score, item.timestamp, item.entry))
         scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
         return SearchMemoryResponse(
-            memories=[
-                MemoryEntry(
-                    content=event.content,
-                    author=event.author,
-                    timestamp=datetime.fromtimestamp(event.timestamp, tz=UTC).isoformat(),
-                    id=event.id,
-                )
-                for _, _, event in scored[:_MAX_RESULTS]
-                if event.content is not None
-            ]
+            memories=[entry.model_copy(deep=True) for _, _, entry in scored[:limit]]
         )
+
+    async def delete_memory(
+        self, *, app_name: str, user_id: str, session_id: str | None = None
+    ) -> int:
+        """Forget the user's memories (of one session, when given); return how many."""
+        with self._lock:
+            user = self._sessions.get((app_name, user_id))
+            if user is None:
+                return 0
+            if session_id is None:
+                removed = sum(len(s) for s in user.values())
+                del self._sessions[(app_name, user_id)]
+                return removed
+            return len(user.pop(session_id, {}))

@@ -422,6 +422,15 @@ class RunManager:
         """Return runs of the session, newest first."""
         return await self.store.list_runs(key, status=status, limit=limit, before=before)
 
+    async def ensure_idle(self, key: SessionKey) -> None:
+        """Refuse work that must not overlap a run, on any replica.
+
+        Raises:
+            RunInProgressError: a run is active on the session.
+        """
+        if await self.store.list_runs(key, status=RunStatus.RUNNING, limit=1, before=None):
+            raise RunInProgressError(f"A run is already in progress on session {key[2]}.")
+
     async def follow(
         self, key: SessionKey, invocation_id: str, *, after_seq: int, keepalive: float
     ) -> AsyncIterator[Frame]:

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import app as app_package
 from app.artifacts import BaseArtifactService, DatabaseArtifactService, InMemoryArtifactService
 from app.errors import ConfigError
-from app.memory import InMemoryMemoryService
+from app.memory import BaseMemoryService, DatabaseMemoryService, InMemoryMemoryService
 from app.runs import (
     LocalNotifier,
     MemoryRunStore,
@@ -34,6 +34,7 @@ from app.runs import (
 from app.server.deps import Services
 from app.server.drain import Drainer
 from app.server.errors import install_error_handlers
+from app.server.idle_sessions import IdleSessionCloser
 from app.server.limits import RequestLimitsMiddleware
 from app.server.loader import BrokenApp, load_agents
 from app.server.observability import instrument
@@ -113,6 +114,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         services = await build_services(settings)
         app.state.services = services
         warn_if_open(settings)
+        if services.idle_closer is not None:
+            services.idle_closer.start()
         # Move everything built at start-up (modules, google-genai types, agents) out of the
         # collector's reach: full collections over that heap paused the event loop for
         # 120-230 ms under live load (benchmarks/live_relay.py).
@@ -151,8 +154,16 @@ async def build_services(settings: Settings) -> Services:
         if isinstance(sessions, DatabaseSessionService)
         else InMemoryArtifactService()
     )
-    memory = InMemoryMemoryService()
+    memory: BaseMemoryService
     try:
+        if isinstance(sessions, DatabaseSessionService):
+            memory = DatabaseMemoryService(
+                engine=sessions.engine,  # same database, one pool
+                language=settings.memory_language,
+            )
+            await _check_memory_language(memory)
+        else:
+            memory = InMemoryMemoryService()
         loaded = load_agents(settings.agents_dir)
         registry = RunnerRegistry(
             loaded,
@@ -178,6 +189,11 @@ async def build_services(settings: Settings) -> Services:
         ",".join(registry.names) or "-",
         ",".join(broken) or "-",
     )
+    idle_closer = None
+    if settings.close_idle_sessions_after is not None:
+        idle_closer = IdleSessionCloser(
+            registry, sessions, runs, idle_after=settings.close_idle_sessions_after
+        )
     return Services(
         settings=settings,
         sessions=sessions,
@@ -186,6 +202,7 @@ async def build_services(settings: Settings) -> Services:
         runners=registry,
         runs=runs,
         check_ready=check_ready,
+        idle_closer=idle_closer,
         authenticator=authenticator,
     )
 
@@ -254,12 +271,22 @@ async def open_run_manager(
     return manager
 
 
-async def close_services(services: Services) -> None:
-    """Close the Runners, then the stores they use."""
+async def _check_memory_language(memory: DatabaseMemoryService) -> None:
     try:
+        await memory.check_language()
+    except ConfigError as exc:
+        raise ConfigError(f"invalid settings: AGENT_SERVICE_MEMORY_LANGUAGE ({exc})") from exc
+
+
+async def close_services(services: Services) -> None:
+    """Stop the idle-session closer and the runs layer, close the Runners, then the stores."""
+    try:
+        if services.idle_closer is not None:
+            await services.idle_closer.close()
         await services.runs.close()
         await services.runners.close()
     finally:
+        await services.memory.close()
         await services.artifacts.close()
         await services.sessions.close()
 
@@ -302,7 +329,11 @@ async def open_session_service(
         await service.close()
         raise
 
-    tables = (*DatabaseSessionService.TABLES, *DatabaseArtifactService.TABLES)
+    tables = (
+        *DatabaseSessionService.TABLES,
+        *DatabaseArtifactService.TABLES,
+        *DatabaseMemoryService.TABLES,
+    )
     if "api_key" in settings.auth_methods:
         tables = (*tables, api_keys.name)
 

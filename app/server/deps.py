@@ -24,6 +24,7 @@ from app.ids import (
 from app.memory import BaseMemoryService
 from app.runs import RunManager
 from app.server.errors import UnsupportedMediaTypeError
+from app.server.idle_sessions import IdleSessionCloser
 from app.server.registry import RunnerRegistry
 from app.server.security.authenticator import Authenticator
 from app.server.security.principal import Principal, principal_of
@@ -44,6 +45,8 @@ class Services:
     runs: RunManager
     check_ready: Callable[[], Awaitable[None]]
     """Raise DatabaseUnavailableError unless the database answers and its schema is current."""
+    idle_closer: IdleSessionCloser | None = None
+    """Closes idle sessions into memory (`AGENT_SERVICE_CLOSE_IDLE_SESSIONS_AFTER`)."""
     authenticator: Authenticator | None = None
     """Who may call (None: `AGENT_SERVICE_AUTH=none`, everyone)."""
 
@@ -66,6 +69,11 @@ async def get_artifacts(services: ServicesDep) -> BaseArtifactService:
     return services.artifacts
 
 
+async def get_memory(services: ServicesDep) -> BaseMemoryService:
+    """Return the memory service."""
+    return services.memory
+
+
 async def get_registry(services: ServicesDep) -> RunnerRegistry:
     """Return the runner registry."""
     return services.runners
@@ -80,6 +88,7 @@ Caller = Annotated[Principal | None, Depends(get_principal)]
 Sessions = Annotated[BaseSessionService, Depends(get_sessions)]
 Artifacts = Annotated[BaseArtifactService, Depends(get_artifacts)]
 Registry = Annotated[RunnerRegistry, Depends(get_registry)]
+Memory = Annotated[BaseMemoryService, Depends(get_memory)]
 
 AppName = Annotated[
     str,

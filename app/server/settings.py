@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(default=30.0, ge=0, le=3600)
     """On SIGTERM, how long running runs get to finish before they are cancelled."""
 
+    memory_language: str = Field(default="english", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Postgres text-search configuration for memory (`english`, `french`, `simple`...)."""
+
+    close_idle_sessions_after: float | None = Field(default=None, gt=0)
+    """Seconds without activity after which a session is closed into memory (unset: never)."""
+
     auth: str = "none"
     """Who may call: `none`, `api_key`, `jwt` or `api_key,jwt` (either credential)."""
 

@@ -58,3 +58,13 @@ user_states = sa.Table(
     sa.Column("state", Json, nullable=False),
     sa.Column("update_time", sa.Double, nullable=False),
 )
+
+session_closures = sa.Table(
+    "session_closures",
+    metadata,
+    sa.Column("app_name", Key, primary_key=True),
+    sa.Column("user_id", Key, primary_key=True),
+    sa.Column("session_id", Key, primary_key=True),
+    sa.Column("closed_seq", sa.BigInteger, nullable=False),
+    sa.Column("close_time", sa.Double, nullable=False),
+)

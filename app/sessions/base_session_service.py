@@ -6,6 +6,7 @@ import abc
 import base64
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -176,6 +177,28 @@ class BaseSessionService(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections and caches."""
+
+    # Closing: how far each session was added to memory. Stores that do not track it report
+    # every session as never closed, and memory services skip the events they already hold.
+
+    async def claim_close(self, session: Session) -> int | None:
+        """Mark `session` closed up to `session.last_seq`, atomically across processes.
+
+        Returns the seq it was closed up to before (0: never), so the caller adds only the
+        newer events to memory; None when it already was closed that far (another close won)
+        or no longer exists.
+        """
+        return 0 if session.last_seq > 0 else None
+
+    async def release_close(self, session: Session, previous: int) -> None:  # noqa: B027
+        """Undo a `claim_close` whose memory write failed (unless another close moved on)."""
+
+    async def list_unclosed_sessions(
+        self, *, app_names: Sequence[str], updated_before: float, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """Return (app, user, session) of sessions idle since `updated_before` with events
+        no close added yet, least recently updated first."""
+        return []
 
     # Shared logic for implementations.
 

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, ClassVar
 
@@ -37,6 +37,7 @@ from app.events.event import Event
 from app.ids import check_session_id
 from app.observability import metrics
 from app.sessions import _schema
+from app.sessions._closures import ClosureSql
 from app.sessions._engine import open_engine, unavailable_error
 from app.sessions._session_cache import CachedSession, SessionCache
 from app.sessions._sql import (
@@ -102,6 +103,7 @@ class DatabaseSessionService(BaseSessionService):
         engine, self._owns_engine = open_engine(db_url, engine, engine_kwargs)
         self._engine = engine
         self._sql = SessionSql.for_engine(engine)
+        self._closures = ClosureSql(engine)
         self._cache = SessionCache(cache_size)
         # First use checks the schema once (see `migration.prepare_schema`).
         self._schema_checked = not create_schema
@@ -343,6 +345,27 @@ class DatabaseSessionService(BaseSessionService):
         self._remember_append(key, expected, create_time, event, session_delta)
         self._apply_event(session, event)
         return event
+
+    async def claim_close(self, session: Session) -> int | None:
+        """Advance the session's close watermark; see `BaseSessionService.claim_close`."""
+        if session.last_seq < 1:
+            return None
+        key = (session.app_name, session.user_id, session.id)
+        async with self._database("claim_close"):
+            return await self._closures.claim(key, session.last_seq)
+
+    async def release_close(self, session: Session, previous: int) -> None:
+        """Undo a claim; see `BaseSessionService.release_close`."""
+        key = (session.app_name, session.user_id, session.id)
+        async with self._database("release_close"):
+            await self._closures.release(key, session.last_seq, previous)
+
+    async def list_unclosed_sessions(
+        self, *, app_names: Sequence[str], updated_before: float, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """Return idle sessions not closed yet; see `BaseSessionService.list_unclosed_sessions`."""
+        async with self._database("list_unclosed_sessions"):
+            return await self._closures.unclosed(app_names, updated_before, limit)
 
     async def _event_jsons(self, key: SessionKey, after_seq: int, limit: int | None) -> list[str]:
         if limit is not None and limit < 0:

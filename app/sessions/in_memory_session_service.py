@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -49,6 +49,8 @@ class _Stored:
     events: list[Event] = field(default_factory=list)
     last_seq: int = 0
     update_time: float = field(default_factory=time.time)
+    closed_seq: int = 0
+    """Events up to this seq were added to memory by a close."""
 
 
 class InMemorySessionService(BaseSessionService):
@@ -197,6 +199,38 @@ class InMemorySessionService(BaseSessionService):
             stored.update_time = event.timestamp
         self._apply_event(session, event)
         return event
+
+    async def claim_close(self, session: Session) -> int | None:
+        """Advance the session's close watermark; see `BaseSessionService.claim_close`."""
+        with self._lock:
+            stored = self._sessions.get((session.app_name, session.user_id, session.id))
+            if stored is None or stored.closed_seq >= session.last_seq:
+                return None
+            previous, stored.closed_seq = stored.closed_seq, session.last_seq
+            return previous
+
+    async def release_close(self, session: Session, previous: int) -> None:
+        """Undo a claim; see `BaseSessionService.release_close`."""
+        with self._lock:
+            stored = self._sessions.get((session.app_name, session.user_id, session.id))
+            if stored is not None and stored.closed_seq == session.last_seq:
+                stored.closed_seq = previous
+
+    async def list_unclosed_sessions(
+        self, *, app_names: Sequence[str], updated_before: float, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """Return idle sessions not closed yet; see `BaseSessionService.list_unclosed_sessions`."""
+        apps = set(app_names)
+        with self._lock:
+            found = [
+                (stored.update_time, key)
+                for key, stored in self._sessions.items()
+                if key[0] in apps
+                and stored.update_time < updated_before
+                and stored.last_seq > stored.closed_seq
+            ]
+        found.sort()
+        return [key for _, key in found[: max(limit, 0)]]
 
     def create_session_sync(
         self,

@@ -141,6 +141,9 @@ class DemoModel(BaseLlm):
         return len((own | extra) & words)
 
     def _fallback(self, message: str, llm_request: LlmRequest) -> str:
+        recalled = _recalled(llm_request.system_instruction_text())
+        if recalled:
+            return f"From our earlier conversations I remember: {recalled}"
         tools = [n for n in _declarations(llm_request) if n != TRANSFER_TOOL]
         if not tools:
             return f"{self.greeting} You said: {message}" if message else self.greeting
@@ -172,6 +175,15 @@ def _user_message(contents: list[types.Content]) -> str:
         if texts and texts[0].strip() != "For context:":
             return " ".join(texts).strip()
     return ""
+
+
+def _recalled(instruction: str) -> str:
+    """Return the remembered lines `preload_memory` put into the instruction ("" if none)."""
+    _, found, rest = instruction.partition("<PAST_CONVERSATIONS>")
+    if not found:
+        return ""
+    lines = rest.partition("</PAST_CONVERSATIONS>")[0].strip().splitlines()
+    return " ".join(line for line in lines if not line.startswith("Time: "))
 
 
 def _declarations(llm_request: LlmRequest) -> dict[str, dict[str, Any]]:
@@ -215,6 +227,8 @@ def _fill_args(schema: dict[str, Any], message: str) -> dict[str, Any]:
         elif name in ("expression", "expr", "formula"):
             candidates = [m.strip() for m in _MATH.findall(message) if m.strip()]
             args[name] = max(candidates, key=len) if candidates else "0"
+        elif name in ("query", "question"):
+            args[name] = message
         elif name in ("timezone", "tz", "time_zone"):
             match = _TIMEZONE.search(message)
             place = _PLACE.search(message)

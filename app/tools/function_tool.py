@@ -166,6 +166,10 @@ class FunctionTool(BaseTool):
         else:
             # A sync tool may block (HTTP, files); keep it off the event loop.
             result = await asyncio.to_thread(self.func, **kwargs)
+        return self._response(result)
+
+    def _response(self, result: Any) -> Any:
+        """Turn the function's return value into the JSON-able function response."""
         return to_jsonable_python(result, fallback=str)
 
 

@@ -123,7 +123,7 @@ async def test_python_snippet_runs_as_written(block: Block, tmp_path: Path) -> N
 
 def test_the_curl_examples_work_against_the_server(tmp_path: Path) -> None:
     """The HTTP section's curl calls, as written, against `agent-service serve`."""
-    (calls,) = [b for b in _blocks() if b.language == "bash" and b.code.startswith("curl")]
+    (calls,) = _curl_blocks("HTTP service")
     documented = _next_block(calls)
     commands = re.sub(r"\\\n\s*", " ", calls.code).strip().splitlines()
     assert [c.split()[0] for c in commands] == ["curl", "curl"]
@@ -151,6 +151,41 @@ def test_the_curl_examples_work_against_the_server(tmp_path: Path) -> None:
     assert [f["id"] for f in frames if "id" in f] == [str(e["seq"]) for e in stored]
     end = json.loads(frames[-1]["data"])
     assert end["reason"] == "completed" and end["lastSeq"] == stored[-1]["seq"]
+
+
+def test_the_memory_curl_examples_work_against_the_server(tmp_path: Path) -> None:
+    """The Memory section's curl calls (run, close, search), against `agent-service serve`."""
+    (calls,) = _curl_blocks("Memory")
+    documented = json.loads(_next_block(calls).code)
+    commands = re.sub(r"\\\n\s*", " ", calls.code).strip().splitlines()
+    assert [c.split()[0] for c in commands] == ["curl", "curl", "curl"]
+    env = offline_env(
+        {
+            "AGENT_SERVICE_AGENTS_DIR": str(ROOT / "agents"),
+            "AGENT_SERVICE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'readme.db'}",
+            "AGENT_SERVICE_MIGRATE_ON_START": "true",
+        }
+    )
+    server_command = [str(Path(sys.executable).parent / "agent-service"), "serve"]
+    with serve(server_command, env=env, cwd=tmp_path) as server:
+        address = server.base_url.removeprefix("http://")
+        outputs = [
+            _run_shell(command.replace("localhost:8000", address), tmp_path) for command in commands
+        ]
+    assert json.loads(outputs[0])["events"]  # the turn ran
+    assert outputs[1] == ""  # 204
+    (found,) = json.loads(outputs[2])["memories"]
+    (expected,) = documented["memories"]
+    assert found.keys() == expected.keys()
+    assert found["content"] == expected["content"] and found["author"] == expected["author"]
+
+
+def _curl_blocks(heading: str) -> list[Block]:
+    return [
+        b
+        for b in _blocks()
+        if b.language == "bash" and b.code.startswith("curl") and b.heading == heading
+    ]
 
 
 LIVE_AGENT = """

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,16 +42,41 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+@contextmanager
+def running_servers(
+    database_url: str, tmp_path: Path, *names: str, **env: str
+) -> Iterator[list[ServerProcess]]:
+    """Run one `agent-service serve` per name on `database_url` until exit.
+
+    The processes start together (start-up dominates multi-process tests).
+    """
+    command = [str(AGENT_SERVICE), "serve", "--host", "127.0.0.1", "--port"]
+    servers: list[ServerProcess] = []
+    try:
+        for name in names:
+            servers.append(start_server(command, database_url, tmp_path / f"{name}.log", **env))
+        for running in servers:
+            _wait_healthy(running)
+        yield servers
+    finally:
+        for running in servers:
+            stop_server(running)
+
+
+@contextmanager
+def running_server(
+    database_url: str, tmp_path: Path, name: str = "server", **env: str
+) -> Iterator[ServerProcess]:
+    """Run one `agent-service serve` on `database_url` until exit."""
+    with running_servers(database_url, tmp_path, name, **env) as (running,):
+        yield running
+
+
 @pytest.fixture
 def server(pg_db_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     """Start `agent-service serve` on a fresh migrated database."""
-    command = [str(AGENT_SERVICE), "serve", "--host", "127.0.0.1", "--port"]
-    running = start_server(command, pg_db_url, tmp_path / "server.log")
-    try:
-        _wait_healthy(running)
+    with running_server(pg_db_url, tmp_path) as running:
         yield running
-    finally:
-        stop_server(running)
 
 
 def start_server(
@@ -58,7 +84,7 @@ def start_server(
 ) -> ServerProcess:
     """Start `command + [port]` as a server process on `db_url` (the test agents, short timers)."""
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
         "AGENT_SERVICE_DATABASE_URL": db_url,
         "AGENT_SERVICE_AGENTS_DIR": str(AGENTS_FIXTURE),
@@ -71,7 +97,7 @@ def start_server(
         process = subprocess.Popen(
             [*command, str(port)],
             cwd=REPO_ROOT,
-            env=env,
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -34,6 +34,9 @@ def test_openapi_documents_every_route_of_the_contract() -> None:
         base + "/{sid}/artifacts": {"get"},
         base + "/{sid}/artifacts/{name}": {"get", "delete"},
         base + "/{sid}/artifacts/{name}/versions": {"get"},
+        base + "/{sid}:close": {"post"},
+        base + "/{sid}/memory": {"delete"},
+        "/apps/{app}/users/{uid}/memory": {"get", "delete"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     run = paths[base + "/{sid}:run"]["post"]

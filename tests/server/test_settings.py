@@ -19,6 +19,8 @@ def test_defaults_serve_sqlite_and_the_example_agents(monkeypatch: pytest.Monkey
     assert settings.keepalive_seconds == 15
     assert settings.auto_create_session is False
     assert settings.migrate_on_start is False
+    assert settings.close_idle_sessions_after is None  # idle sessions are never closed
+    assert settings.memory_language == "english"
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,6 +44,9 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("AGENT_SERVICE_MAX_BODY_BYTES", "10"),
         ("AGENT_SERVICE_KEEPALIVE_SECONDS", "0"),
         ("AGENT_SERVICE_CORS_ORIGINS", "http://not-json"),
+        ("AGENT_SERVICE_CLOSE_IDLE_SESSIONS_AFTER", "0"),
+        ("AGENT_SERVICE_CLOSE_IDLE_SESSIONS_AFTER", "soon"),
+        ("AGENT_SERVICE_MEMORY_LANGUAGE", "english; drop"),
     ],
 )
 def test_bad_variables_are_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

@@ -33,9 +33,15 @@ EXACT: dict[str, set[str]] = {
     "app.tools": {
         "BaseTool",
         "FunctionTool",
+        "LoadMemoryResponse",
+        "LoadMemoryTool",
         "LongRunningFunctionTool",
+        "PreloadMemoryTool",
         "ToolContext",
         "TransferToAgentTool",
+        "load_memory",
+        "load_memory_tool",
+        "preload_memory_tool",
     },
     "app.plugins": {"BasePlugin", "PluginManager"},
     "app.apps": {"App", "EventsCompactionConfig", "ResumabilityConfig"},
@@ -47,6 +53,7 @@ EXACT: dict[str, set[str]] = {
     },
     "app.memory": {
         "BaseMemoryService",
+        "DatabaseMemoryService",
         "InMemoryMemoryService",
         "MemoryEntry",
         "SearchMemoryResponse",

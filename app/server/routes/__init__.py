@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from app.server.routes import apps, artifacts, events, health, live, runs, sessions
+from app.server.routes import apps, artifacts, events, health, live, memory, runs, sessions
 
 ROUTERS = [
     health.router,
     apps.router,
     runs.router,
+    memory.router,
     sessions.router,
     events.router,
     artifacts.router,

@@ -108,3 +108,24 @@ async def test_demo_model_answers_live_turns_with_tools() -> None:
         e.output_transcription.text or "" for e in seen if e.output_transcription and not e.partial
     )
     assert "sunny" in transcript
+
+
+async def test_example_assistant_remembers_closed_sessions_offline(
+    example_apps: dict[str, LoadedApp],
+) -> None:
+    runner = InMemoryRunner(example_apps["assistant"].root_agent, app_name="assistant")
+    await turn(runner, "My favourite colour is teal", session_id="first")
+    first = await runner.session_service.get_session(
+        app_name="assistant", user_id="debug_user_id", session_id="first"
+    )
+    assert first is not None and await runner.close_session(first)
+
+    # preload_memory: the matching memory is in the instruction, and the demo model says so.
+    events = await turn(runner, "Which colour is my favourite?", session_id="second")
+    assert "My favourite colour is teal" in events[-1].text()
+
+    # load_memory: the model searches memory itself.
+    events = await turn(runner, "Do you remember my colour?", session_id="third")
+    call = events[0].get_function_calls()[0]
+    assert call.name == "load_memory" and call.args == {"query": "Do you remember my colour?"}
+    assert "teal" in events[-1].text()
