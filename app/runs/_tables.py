@@ -1,15 +1,17 @@
-"""The tables the runs layer reads and writes, as SQLAlchemy Core objects.
+"""The `runs` table as a SQLAlchemy Core object (and the session tables it works with).
 
-They mirror migration 0003 (and 0001 for `events`); they are never used to create tables.
+It mirrors migration 0003; it is never used to create tables.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
+from app.sessions._schema import Key, events, sessions
 
-Key = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+__all__ = ["events", "metadata", "runs", "sessions"]
+
+metadata = sa.MetaData()
 
 runs = sa.Table(
     "runs",
@@ -29,24 +31,4 @@ runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("cancel_requested", sa.Boolean, nullable=False),
     sa.Column("request", sa.Text),
-)
-
-sessions = sa.Table(
-    "sessions",
-    metadata,
-    sa.Column("app_name", Key, primary_key=True),
-    sa.Column("user_id", Key, primary_key=True),
-    sa.Column("id", Key, primary_key=True),
-    sa.Column("fence", sa.BigInteger, nullable=False),
-)
-
-events = sa.Table(
-    "events",
-    metadata,
-    sa.Column("app_name", Key, primary_key=True),
-    sa.Column("user_id", Key, primary_key=True),
-    sa.Column("session_id", Key, primary_key=True),
-    sa.Column("seq", sa.BigInteger, primary_key=True),
-    sa.Column("invocation_id", sa.Text, nullable=False),
-    sa.Column("event_json", sa.Text, nullable=False),
 )

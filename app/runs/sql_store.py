@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -71,6 +71,9 @@ RETURNING fence
 
 class SqlRunStore(RunStore):
     """Runs in the database of a `DatabaseSessionService` (same engine and pool)."""
+
+    TABLES: ClassVar[tuple[str, ...]] = (runs.name,)
+    """The tables this store adds to the sessions' (for readiness checks)."""
 
     def __init__(self, sessions_service: DatabaseSessionService) -> None:
         self._service = sessions_service

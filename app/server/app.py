@@ -333,6 +333,7 @@ async def open_session_service(
         *DatabaseSessionService.TABLES,
         *DatabaseArtifactService.TABLES,
         *DatabaseMemoryService.TABLES,
+        *SqlRunStore.TABLES,
     )
     if "api_key" in settings.auth_methods:
         tables = (*tables, api_keys.name)

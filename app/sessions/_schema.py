@@ -26,6 +26,7 @@ sessions = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("create_time", sa.Double, nullable=False),
     sa.Column("update_time", sa.Double, nullable=False),
+    sa.Column("fence", sa.BigInteger, nullable=False),  # 0003: bumped by each run taking it
 )
 
 events = sa.Table(
