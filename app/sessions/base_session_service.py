@@ -221,3 +221,34 @@ class BaseSessionService(abc.ABC):
         if event.seq is not None:
             session.last_seq = event.seq
         session.last_update_time = event.timestamp if event.timestamp else time.time()
+
+
+class CachedReadsSessionService(BaseSessionService):
+    """A store whose real read is `get_session_shared`; `get_session` copies its events."""
+
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Return the session or None; see `BaseSessionService.get_session`."""
+        session = await self.get_session_shared(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
+        if session is not None:
+            session.events = [event.detached() for event in session.events]
+        return session
+
+    @abc.abstractmethod
+    async def get_session_shared(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Read the session, sharing the cache's own events; see the base class."""

@@ -51,7 +51,7 @@ from app.sessions._sql import (
     Window,
 )
 from app.sessions.base_session_service import (
-    BaseSessionService,
+    CachedReadsSessionService,
     GetSessionConfig,
     ListSessionsResponse,
     decode_page_token,
@@ -67,7 +67,7 @@ logger = logging.getLogger(__name__)
 _DEFAULT_PAGE_SIZE = 100
 
 
-class DatabaseSessionService(BaseSessionService):
+class DatabaseSessionService(CachedReadsSessionService):
     """Stores sessions in a SQL database through SQLAlchemy's asyncio engine.
 
     Args:
@@ -186,22 +186,6 @@ class DatabaseSessionService(BaseSessionService):
             ),
         )
         return _session(key, {**session_state, **app_state, **user_state}, [], now, 0)
-
-    async def get_session(
-        self,
-        *,
-        app_name: str,
-        user_id: str,
-        session_id: str,
-        config: GetSessionConfig | None = None,
-    ) -> Session | None:
-        """Return the session or None; see `BaseSessionService.get_session`."""
-        session = await self.get_session_shared(
-            app_name=app_name, user_id=user_id, session_id=session_id, config=config
-        )
-        if session is not None:
-            session.events = [event.detached() for event in session.events]
-        return session
 
     async def get_session_shared(
         self,

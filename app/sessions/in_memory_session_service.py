@@ -14,7 +14,7 @@ from app.errors import AlreadyExistsError, SessionNotFoundError, StaleSessionErr
 from app.events.event import Event
 from app.ids import check_session_id
 from app.sessions.base_session_service import (
-    BaseSessionService,
+    CachedReadsSessionService,
     GetSessionConfig,
     ListSessionsResponse,
     decode_page_token,
@@ -53,7 +53,7 @@ class _Stored:
     """Events up to this seq were added to memory by a close."""
 
 
-class InMemorySessionService(BaseSessionService):
+class InMemorySessionService(CachedReadsSessionService):
     """Keeps everything in process memory; lost on restart. Thread-safe."""
 
     def __init__(self) -> None:
@@ -84,22 +84,6 @@ class InMemorySessionService(BaseSessionService):
             stored = _Stored(state=session_state)
             self._sessions[key] = stored
             return self._view(app_name, user_id, sid, stored, [])
-
-    async def get_session(
-        self,
-        *,
-        app_name: str,
-        user_id: str,
-        session_id: str,
-        config: GetSessionConfig | None = None,
-    ) -> Session | None:
-        """Return the session or None; see `BaseSessionService.get_session`."""
-        session = await self.get_session_shared(
-            app_name=app_name, user_id=user_id, session_id=session_id, config=config
-        )
-        if session is not None:
-            session.events = [event.detached() for event in session.events]
-        return session
 
     async def get_session_shared(
         self,
