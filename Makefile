@@ -11,6 +11,9 @@ UV := uv==0.13.9
 COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 \
 	--custom-compile-command 'make lock' pyproject.toml
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(wildcard $(LOCK)) | cksum | cut -d' ' -f1)
+# The frontend client libraries the protocol tests drive (pinned in tests/js/package-lock.json).
+JS := tests/js
+JS_STAMP := $(JS)/node_modules/.installed-$(shell cat $(JS)/package-lock.json | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint fmt bench openapi migrate lock clean
 
@@ -22,6 +25,11 @@ $(STAMP): pyproject.toml $(LOCK)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	rm -f $(JS)/node_modules/.installed-*
+	touch $@
+
 lock:  ## pin every dependency again from pyproject.toml (LOCK_ARGS=--upgrade for new releases)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet '$(UV)'
@@ -31,7 +39,7 @@ lock:  ## pin every dependency again from pyproject.toml (LOCK_ARGS=--upgrade fo
 run: $(STAMP)  ## serve the example agents on SQLite at http://127.0.0.1:8000 (offline)
 	AGENT_SERVICE_MIGRATE_ON_START=$${AGENT_SERVICE_MIGRATE_ON_START:-true} $(BIN)/agent-service serve
 
-test: $(STAMP)  ## the whole test suite (starts its own Postgres)
+test: $(STAMP) $(JS_STAMP)  ## the whole test suite (starts its own Postgres; needs node, npm, chromium)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -58,4 +66,4 @@ migrate: $(STAMP)
 	$(BIN)/agent-service migrate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info
+	rm -rf $(VENV) $(JS)/node_modules .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

@@ -37,7 +37,14 @@ async def test_apps_lists_loaded_and_broken_apps_but_not_private_folders(
     assert scripted["rootAgent"]["name"] == "scripted"
     tools = {t["name"]: t["description"] for t in scripted["rootAgent"]["tools"]}
     assert tools["get_weather"] == "Return the weather for a city."
-    assert set(tools) == {"get_weather", "save_note", "slow_tool", "pause_tool"}
+    assert set(tools) == {
+        "get_weather",
+        "save_note",
+        "slow_tool",
+        "pause_tool",
+        "set_color",
+        "ask_human",
+    }
     assert scripted["rootAgent"]["subAgents"] == []
 
 

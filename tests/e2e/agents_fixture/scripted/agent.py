@@ -11,6 +11,9 @@ crash ...   -> get_weather(...), then the model raises RuntimeError (in-band int
 boom ...    -> the model fails at once with ModelError (in-band: the message is stored)
 raise ...   -> the model raises RuntimeError at once (in-band internal)
 loop ...    -> get_weather(...) forever (stopped by maxLlmCalls)
+state ...   -> set_color(color="blue") (a stateDelta), then "Noted: blue."
+ask ...     -> ask_human(question=...) (long-running: the run ends with the call open); the
+               client's function response then gets "Thanks for the answer."
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from app.agents import LlmAgent
 from app.errors import ModelError
 from app.models import LlmRequest
 from app.testing import ScriptedModel, function_call
+from app.tools import LongRunningFunctionTool
 
-from .tools import get_weather, pause_tool, save_note, slow_tool
+from .tools import ask_human, get_weather, pause_tool, save_note, set_color, slow_tool
 
 
 def _last_user_text(request: LlmRequest) -> str:
@@ -49,7 +53,13 @@ def respond(request: LlmRequest) -> Any:
             return ModelError("the model backend failed mid-run", status=500)
         if command == "crash":
             return RuntimeError("secret internal detail")
-        replies = {"save": "Saved.", "slow": "finally", "pause": "resumed"}
+        replies = {
+            "save": "Saved.",
+            "slow": "finally",
+            "pause": "resumed",
+            "state": "Noted: blue.",
+            "ask": "Thanks for the answer.",
+        }
         return replies.get(command, "It is sunny in Paris.")
     if command in ("tool", "fail", "crash"):
         return function_call("get_weather", {"city": "Paris"})
@@ -59,6 +69,10 @@ def respond(request: LlmRequest) -> Any:
         return function_call("slow_tool", {})
     if command == "pause":
         return function_call("pause_tool", {})
+    if command == "state":
+        return function_call("set_color", {"color": "blue"})
+    if command == "ask":
+        return function_call("ask_human", {"question": "Which city?"})
     if command == "stream":
         return "one two three four"
     return "ok"
@@ -69,5 +83,12 @@ root_agent = LlmAgent(
     description="Answers from a script chosen by the first word of the message.",
     model=ScriptedModel(responses=[respond] * 100_000),
     instruction="You are a test agent.",
-    tools=[get_weather, save_note, slow_tool, pause_tool],
+    tools=[
+        get_weather,
+        save_note,
+        slow_tool,
+        pause_tool,
+        set_color,
+        LongRunningFunctionTool(ask_human),
+    ],
 )

@@ -38,3 +38,14 @@ async def pause_tool() -> dict[str, Any]:
     """Wait a little, so a run has events both before and after a reattach."""
     await asyncio.sleep(PAUSE_TOOL_SECONDS)
     return {"paused": PAUSE_TOOL_SECONDS}
+
+
+def set_color(color: str, tool_context: ToolContext) -> dict[str, Any]:
+    """Remember the user's favourite colour in the session state (a `stateDelta`)."""
+    tool_context.state["color"] = color
+    return {"color": color}
+
+
+def ask_human(question: str) -> dict[str, Any]:
+    """Ask a human; the answer comes later as a function response from the client."""
+    return {"status": "pending", "question": question}
