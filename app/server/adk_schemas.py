@@ -111,3 +111,10 @@ class AdkSaveArtifactRequest(_AdkIn):
     filename: str = Field(min_length=1, max_length=1024)
     artifact: types.Part
     custom_metadata: dict[str, Any] | None = None
+
+    @field_validator("artifact")
+    @classmethod
+    def _has_data(cls, value: types.Part) -> types.Part:
+        if value.inline_data is None and value.text is None:
+            raise ValueError("an artifact needs inline_data or text")
+        return value

@@ -169,6 +169,10 @@ async def test_save_artifact_bad_input(client: httpx.AsyncClient) -> None:
     await new_session(client)
     base = f"{SESSIONS}/s/artifacts"
     assert (await client.post(base, json={"filename": "a"})).status_code == 422
+    empty = await client.post(base, json={"filename": "a", "artifact": {}})
+    assert empty.status_code == 422
+    bad_name = await client.post(base, json={"filename": "../a", "artifact": {"text": "x"}})
+    assert bad_name.status_code == 400
     missing = await client.post(
         f"{SESSIONS}/none/artifacts", json={"filename": "a", "artifact": {"text": "x"}}
     )
