@@ -220,9 +220,8 @@ def build_quotas(settings: Settings, sessions: BaseSessionService) -> Quotas | N
     active = settings.max_active_runs_per_user
     if rate is None and budget is None and active is None:
         return None
-    shared = isinstance(sessions, DatabaseSessionService)
     store: QuotaStore = MemoryQuotaStore()
-    if shared and sessions.engine.dialect.name == "postgresql":
+    if isinstance(sessions, DatabaseSessionService) and _is_postgres(sessions):
         store = PostgresQuotaStore(sessions)
     return Quotas(store, run_rate=rate, max_active_runs=active, token_budget=budget)
 
@@ -248,6 +247,10 @@ def build_authenticator(settings: Settings, sessions: BaseSessionService) -> Aut
             leeway_seconds=settings.jwt_leeway_seconds,
         )
     return Authenticator(api_keys, jwts)
+
+
+def _is_postgres(sessions: DatabaseSessionService) -> bool:
+    return sessions.engine.dialect.name == "postgresql"
 
 
 def warn_if_open(settings: Settings) -> None:
