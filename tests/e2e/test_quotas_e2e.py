@@ -22,6 +22,9 @@ from websockets.exceptions import ConnectionClosed
 from tests.e2e.conftest import AGENT_SERVICE, REPO_ROOT, ServerProcess, running_servers
 from tests.e2e.test_auth_e2e import make_key, stored_key
 
+# Two server start-ups per test: slower than pyproject's 60 s default on a loaded machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(180)]
+
 QUOTA_ENV = {
     "AGENT_SERVICE_AUTH": "api_key",
     "AGENT_SERVICE_RUN_RATE": "3/day",

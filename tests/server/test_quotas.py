@@ -11,6 +11,7 @@ import pytest
 
 from app.server.quotas import MemoryQuotaStore, Quotas, parse_window_limit
 from app.server.quotas.limiter import RateLimitedError, TokenBudgetExceededError
+from app.server.quotas.store import Limits
 from app.sessions import migration
 from tests.server.conftest import ClientFactory
 from tests.server.helpers import assert_problem, parse_sse, services_of
@@ -139,17 +140,17 @@ async def test_rate_refusal_gives_back_the_active_slot() -> None:
 
 async def test_window_starts_over() -> None:
     store = MemoryQuotaStore()
-    assert await store.take("u", "runs", 60.0, 1) == 1
-    assert await store.take("u", "runs", 60.0, 1) is None
-    assert await store.take("u", "runs", 120.0, 1) == 1
-    await store.add("u", "tokens", 0.0, 5)
+    limits = Limits(runs_window=60.0, run_limit=1)
+    assert (await store.admit("u", limits)).runs == 1
+    assert (await store.admit("u", limits)).runs is None
+    assert (await store.admit("u", Limits(runs_window=120.0, run_limit=1))).runs == 1
+    await store.finish("u", release_active=False, tokens_window=0.0, tokens=5)
     assert (await store.counters("u", None, 0.0)).tokens == 5
     assert (await store.counters("u", None, 86400.0)).tokens == 0
 
 
 async def test_budget_check_raises_past_the_budget() -> None:
     quotas = Quotas(MemoryQuotaStore(), token_budget=parse_window_limit("10/minute"))
-    await quotas.store.add("u", "tokens", parse_window_limit("10/minute").window_start(0), 0)
     quota = quotas.for_run("u")
     await quota.admit()
     quota.tokens = 10

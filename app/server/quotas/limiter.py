@@ -16,7 +16,7 @@ from typing import Any
 from app.errors import AgentServiceError
 from app.events.event import Event
 from app.server.quotas.rates import WindowLimit
-from app.server.quotas.store import RUNS, TOKENS, QuotaStore
+from app.server.quotas.store import Admission, Limits, QuotaStore
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,6 @@ class RunQuota:
         "_active",
         "_ended",
         "_quotas",
-        "_rate_window",
         "headers",
         "tokens",
         "tokens_before",
@@ -126,10 +125,11 @@ class RunQuota:
         """`RateLimit-*` headers for the run's response (once admitted)."""
         self._active = False
         self._ended = False
-        self._rate_window: float | None = None
 
     async def admit(self) -> None:
         """Check the budget and take an active slot and a run of the window, or raise.
+
+        One store call (one statement on Postgres); a refusal may cost one or two more.
 
         Raises:
             TokenBudgetExceededError: the budget of the window is used up.
@@ -137,40 +137,48 @@ class RunQuota:
         """
         quotas, store, user = self._quotas, self._quotas.store, self.user_id
         now = time.time()
-        budget = quotas.token_budget
-        if budget is not None:
-            window = budget.window_start(now)
-            used = self.tokens_before = (await store.counters(user, None, window)).tokens
-            if used >= budget.limit:
-                raise TokenBudgetExceededError(
-                    f"The token budget of {budget} is used up ({used} tokens).",
-                    limit=budget.limit,
-                    reset=budget.reset_after(now),
+        budget, rate, max_active = quotas.token_budget, quotas.run_rate, quotas.max_active_runs
+        limits = Limits(
+            tokens_window=budget.window_start(now) if budget else 0.0,
+            token_budget=budget.limit if budget else None,
+            active_limit=max_active,
+            runs_window=rate.window_start(now) if rate else 0.0,
+            run_limit=rate.limit if rate else None,
+        )
+        admission = await store.admit(user, limits)
+        if max_active is not None and admission.active is None and not self._over(admission):
+            # Maybe slots of runs whose replica died: count them again from the runs.
+            await store.recount_active(user)
+            admission = await store.admit(user, limits)
+        self.tokens_before = admission.tokens_used
+        if budget is not None and admission.tokens_used >= budget.limit:
+            raise TokenBudgetExceededError(
+                f"The token budget of {budget} is used up ({admission.tokens_used} tokens).",
+                limit=budget.limit,
+                reset=budget.reset_after(now),
+            )
+        if max_active is not None:
+            if admission.active is None:
+                raise RateLimitedError(
+                    f"Too many active runs: at most {max_active} queued or running per user.",
+                    limit=max_active,
+                    reset=ACTIVE_RETRY_AFTER_SECONDS,
                 )
-        limit = quotas.max_active_runs
-        if limit is not None:
-            if await store.reserve_active(user, limit) is None:
-                # Maybe slots of runs whose replica died: count again from the runs.
-                await store.recount_active(user)
-                if await store.reserve_active(user, limit) is None:
-                    raise RateLimitedError(
-                        f"Too many active runs: at most {limit} queued or running per user.",
-                        limit=limit,
-                        reset=ACTIVE_RETRY_AFTER_SECONDS,
-                    )
             self._active = True
-        rate = quotas.run_rate
         if rate is not None:
-            window = rate.window_start(now)
-            count = await store.take(user, RUNS, window, rate.limit)
-            if count is None:
+            if admission.runs is None:
                 await self._release_active()
                 raise RateLimitedError(
                     f"Too many runs: at most {rate}.", limit=rate.limit, reset=rate.reset_after(now)
                 )
-            self._rate_window = window
-            headers = rate_limit_headers(rate.limit, rate.limit - count, rate.reset_after(now))
+            headers = rate_limit_headers(
+                rate.limit, rate.limit - admission.runs, rate.reset_after(now)
+            )
             self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    def _over(self, admission: Admission) -> bool:
+        budget = self._quotas.token_budget
+        return budget is not None and admission.tokens_used >= budget.limit
 
     def observe(self, event: Event) -> None:
         """Count the tokens of a model response (partial chunks carry none of their own)."""
@@ -197,17 +205,23 @@ class RunQuota:
         )
 
     async def end(self) -> None:
-        """Free the active slot and record the tokens; later calls do nothing."""
+        """Free the active slot and record the tokens (one statement); later calls do nothing."""
         if self._ended:
             return
         self._ended = True
-        await self._release_active()
         budget = self._quotas.token_budget
-        if budget is not None and self.tokens > 0:
-            window = budget.window_start(time.time())
-            await self._quotas.store.add(self.user_id, TOKENS, window, self.tokens)
+        tokens = self.tokens if budget is not None else 0
+        if not (self._active or tokens):
+            return
+        window = budget.window_start(time.time()) if budget is not None else 0.0
+        held, self._active = self._active, False
+        await self._quotas.store.finish(
+            self.user_id, release_active=held, tokens_window=window, tokens=tokens
+        )
 
     async def _release_active(self) -> None:
         if self._active:
             self._active = False
-            await self._quotas.store.release_active(self.user_id)
+            await self._quotas.store.finish(
+                self.user_id, release_active=True, tokens_window=0.0, tokens=0
+            )

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_LIMIT = re.compile(r"^\s*(\d{1,12})\s*/\s*([a-z]+?)s?\s*$")
+_LIMIT = re.compile(r"^\s*(\d{1,15})\s*/\s*([a-z]+?)s?\s*$")
 
 
 @dataclass(frozen=True, slots=True)

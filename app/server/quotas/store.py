@@ -22,6 +22,29 @@ ACTIVE = "active"
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What one admission checks; a None limit is off (its window is then ignored)."""
+
+    tokens_window: float = 0.0
+    token_budget: int | None = None
+    active_limit: int | None = None
+    runs_window: float = 0.0
+    run_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What one admission found. Checked in this order, each step only if the one before
+    passed: the budget (`tokens_used`), an active slot, a run of the window."""
+
+    tokens_used: int = 0
+    active: int | None = None
+    """The user's active runs with this one; None: no slot (refused, or the quota is off)."""
+    runs: int | None = None
+    """Runs of the window with this one; None: refused (or the quota is off)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Counters:
     """A user's counters as stored (window counts only for the window given)."""
 
@@ -34,24 +57,15 @@ class QuotaStore(abc.ABC):
     """Per-user counters; every method is atomic on its own."""
 
     @abc.abstractmethod
-    async def take(self, user_id: str, kind: str, window_start: float, limit: int) -> int | None:
-        """Add one to a window counter unless it reached `limit`; return the new count or None."""
+    async def admit(self, user_id: str, limits: Limits) -> Admission:
+        """Check the budget, then take an active slot, then a run of the window (each only
+        when the previous step passed and its limit is on), as one atomic step."""
 
     @abc.abstractmethod
-    async def give_back(self, user_id: str, kind: str, window_start: float) -> None:
-        """Undo one `take` of this window (a run refused by a later check)."""
-
-    @abc.abstractmethod
-    async def add(self, user_id: str, kind: str, window_start: float, amount: int) -> None:
-        """Add `amount` to a window counter."""
-
-    @abc.abstractmethod
-    async def reserve_active(self, user_id: str, limit: int) -> int | None:
-        """Count one more active run unless there are `limit`; return the new count or None."""
-
-    @abc.abstractmethod
-    async def release_active(self, user_id: str) -> None:
-        """Count one active run less (never below zero)."""
+    async def finish(
+        self, user_id: str, *, release_active: bool, tokens_window: float, tokens: int
+    ) -> None:
+        """Free an active slot (never below zero) and/or add tokens to the budget window."""
 
     async def recount_active(self, user_id: str) -> None:
         """Lower the active count to the user's queued/running runs (leaks of dead replicas)."""
@@ -75,39 +89,40 @@ class MemoryQuotaStore(QuotaStore):
         start, count = self._windows.get((user_id, kind), (window_start, 0))
         return count if start >= window_start else 0
 
-    async def take(self, user_id: str, kind: str, window_start: float, limit: int) -> int | None:
-        """See `QuotaStore.take`."""
-        count = self._count(user_id, kind, window_start)
-        if count >= limit:
-            return None
-        self._windows[(user_id, kind)] = (window_start, count + 1)
-        return count + 1
+    async def admit(self, user_id: str, limits: Limits) -> Admission:
+        """See `QuotaStore.admit` (no await inside: atomic in the event loop)."""
+        used = 0
+        if limits.token_budget is not None:
+            used = self._count(user_id, TOKENS, limits.tokens_window)
+            if used >= limits.token_budget:
+                return Admission(tokens_used=used)
+        active = None
+        if limits.active_limit is not None:
+            count = self._active.get(user_id, 0)
+            if count >= limits.active_limit:
+                return Admission(tokens_used=used)
+            active = self._active[user_id] = count + 1
+        runs = None
+        if limits.run_limit is not None:
+            count = self._count(user_id, RUNS, limits.runs_window)
+            if count < limits.run_limit:
+                runs = count + 1
+                self._windows[(user_id, RUNS)] = (limits.runs_window, runs)
+        return Admission(tokens_used=used, active=active, runs=runs)
 
-    async def give_back(self, user_id: str, kind: str, window_start: float) -> None:
-        """See `QuotaStore.give_back`."""
-        count = self._count(user_id, kind, window_start)
-        self._windows[(user_id, kind)] = (window_start, max(count - 1, 0))
-
-    async def add(self, user_id: str, kind: str, window_start: float, amount: int) -> None:
-        """See `QuotaStore.add`."""
-        count = self._count(user_id, kind, window_start)
-        self._windows[(user_id, kind)] = (window_start, count + amount)
-
-    async def reserve_active(self, user_id: str, limit: int) -> int | None:
-        """See `QuotaStore.reserve_active`."""
-        count = self._active.get(user_id, 0)
-        if count >= limit:
-            return None
-        self._active[user_id] = count + 1
-        return count + 1
-
-    async def release_active(self, user_id: str) -> None:
-        """See `QuotaStore.release_active`."""
-        count = self._active.get(user_id, 0) - 1
-        if count > 0:
-            self._active[user_id] = count
-        else:
-            self._active.pop(user_id, None)
+    async def finish(
+        self, user_id: str, *, release_active: bool, tokens_window: float, tokens: int
+    ) -> None:
+        """See `QuotaStore.finish`."""
+        if release_active:
+            count = self._active.get(user_id, 0) - 1
+            if count > 0:
+                self._active[user_id] = count
+            else:
+                self._active.pop(user_id, None)
+        if tokens:
+            count = self._count(user_id, TOKENS, tokens_window)
+            self._windows[(user_id, TOKENS)] = (tokens_window, count + tokens)
 
     async def counters(
         self, user_id: str, runs_window: float | None, tokens_window: float | None
@@ -120,36 +135,40 @@ class MemoryQuotaStore(QuotaStore):
         )
 
 
-# $1 user, $2 kind, $3 window start, $4 limit. A newer window starts the count over; a row of
-# a newer window than ours (a replica whose clock is ahead) is counted as ours. No row back:
-# the limit is reached.
-_PG_TAKE = """
-INSERT INTO quota_counters AS q (user_id, kind, window_start, count) VALUES ($1, $2, $3, 1)
-ON CONFLICT (user_id, kind) DO UPDATE
-   SET count = CASE WHEN q.window_start >= excluded.window_start THEN q.count + 1 ELSE 1 END,
-       window_start = GREATEST(q.window_start, excluded.window_start)
- WHERE q.window_start < excluded.window_start OR q.count < $4
-RETURNING count
+# The admission as one statement, built from the steps that are on (`_admit_sql`): each
+# step's INSERT selects from the step before, so it runs only when that one passed. In a
+# window step, a newer window starts the count over, and a row of a newer window than ours
+# (a replica whose clock is ahead) counts as ours. $1 user; the rest numbered as they come.
+_PG_TOKENS_STEP = """
+tok AS (SELECT COALESCE((SELECT count FROM quota_counters
+                          WHERE user_id = $1 AND kind = 'tokens'
+                            AND window_start >= {w}::float8), 0) AS used),
+tok_ok AS (SELECT 1 FROM tok WHERE used < {limit}::int8)"""
+_PG_ACTIVE_STEP = """
+act AS (INSERT INTO quota_counters AS q (user_id, kind, window_start, count)
+        SELECT $1, 'active', 0, 1 {source}
+        ON CONFLICT (user_id, kind) DO UPDATE SET count = q.count + 1 WHERE q.count < {limit}::int8
+        RETURNING count)"""
+_PG_RUNS_STEP = """
+rate AS (INSERT INTO quota_counters AS q (user_id, kind, window_start, count)
+         SELECT $1, 'runs', {w}::float8, 1 {source}
+         ON CONFLICT (user_id, kind) DO UPDATE
+            SET count = CASE WHEN q.window_start >= excluded.window_start
+                             THEN q.count + 1 ELSE 1 END,
+                window_start = GREATEST(q.window_start, excluded.window_start)
+          WHERE q.window_start < excluded.window_start OR q.count < {limit}::int8
+         RETURNING count)"""
+_PG_RELEASE = """
+UPDATE quota_counters SET count = GREATEST(count - 1, 0) WHERE user_id = $1 AND kind = 'active'
 """
-_PG_GIVE_BACK = """
-UPDATE quota_counters SET count = GREATEST(count - 1, 0)
- WHERE user_id = $1 AND kind = $2 AND window_start >= $3
-"""
-_PG_ADD = """
-INSERT INTO quota_counters AS q (user_id, kind, window_start, count) VALUES ($1, $2, $3, $4)
+_PG_ADD_TOKENS = """
+INSERT INTO quota_counters AS q (user_id, kind, window_start, count) VALUES ($1, 'tokens', $2, $3)
 ON CONFLICT (user_id, kind) DO UPDATE
    SET count = CASE WHEN q.window_start >= excluded.window_start
                     THEN q.count + excluded.count ELSE excluded.count END,
        window_start = GREATEST(q.window_start, excluded.window_start)
 """
-_PG_RESERVE = """
-INSERT INTO quota_counters AS q (user_id, kind, window_start, count) VALUES ($1, 'active', 0, 1)
-ON CONFLICT (user_id, kind) DO UPDATE SET count = q.count + 1 WHERE q.count < $2
-RETURNING count
-"""
-_PG_RELEASE = """
-UPDATE quota_counters SET count = GREATEST(count - 1, 0) WHERE user_id = $1 AND kind = 'active'
-"""
+_PG_RELEASE_AND_ADD = "WITH released AS (" + _PG_RELEASE.strip() + " RETURNING 1)" + _PG_ADD_TOKENS
 # Only lowers the count: a run whose replica died (its row sealed by the runs layer) no longer
 # holds a slot. Runs reserved but not yet recorded may be missed for a moment; the count then
 # errs low, and comes back to zero when the user's runs end (releases stop at zero).
@@ -167,6 +186,29 @@ SELECT
 """
 
 
+def _admit_sql(tokens: bool, active: bool, runs: bool) -> str:
+    """The admission statement for the steps that are on; parameters in `_admit_args` order."""
+    steps: list[str] = []
+    outputs = ["(SELECT used FROM tok)" if tokens else "0"]
+    number = 1
+    source = ""
+    if tokens:
+        steps.append(_PG_TOKENS_STEP.format(w=f"${number + 1}", limit=f"${number + 2}"))
+        number += 2
+        source = "FROM tok_ok"
+    if active:
+        steps.append(_PG_ACTIVE_STEP.format(source=source, limit=f"${number + 1}"))
+        number += 1
+        source = "FROM act"
+    outputs.append("(SELECT count FROM act)" if active else "NULL")
+    if runs:
+        steps.append(
+            _PG_RUNS_STEP.format(source=source, w=f"${number + 1}", limit=f"${number + 2}")
+        )
+    outputs.append("(SELECT count FROM rate)" if runs else "NULL")
+    return "WITH" + ",".join(steps) + "\nSELECT " + ", ".join(outputs)
+
+
 class PostgresQuotaStore(QuotaStore):
     """Counters in the `quota_counters` table, shared by every replica on the database."""
 
@@ -175,28 +217,40 @@ class PostgresQuotaStore(QuotaStore):
 
     def __init__(self, sessions: DatabaseSessionService) -> None:
         self._fetchrow = sessions.postgres_fetchrow
+        self._admit_sql: dict[tuple[bool, bool, bool], str] = {}
 
-    async def take(self, user_id: str, kind: str, window_start: float, limit: int) -> int | None:
-        """See `QuotaStore.take`."""
-        row = await self._fetchrow(_PG_TAKE, user_id, kind, window_start, limit)
-        return None if row is None else int(row[0])
+    async def admit(self, user_id: str, limits: Limits) -> Admission:
+        """See `QuotaStore.admit`: one statement."""
+        shape = (
+            limits.token_budget is not None,
+            limits.active_limit is not None,
+            limits.run_limit is not None,
+        )
+        if not any(shape):
+            return Admission()
+        sql = self._admit_sql.get(shape)
+        if sql is None:
+            sql = self._admit_sql[shape] = _admit_sql(*shape)
+        args: list[object] = [user_id]
+        if limits.token_budget is not None:
+            args += [limits.tokens_window, limits.token_budget]
+        if limits.active_limit is not None:
+            args.append(limits.active_limit)
+        if limits.run_limit is not None:
+            args += [limits.runs_window, limits.run_limit]
+        row = await self._fetchrow(sql, *args)
+        return Admission(tokens_used=int(row[0]), active=row[1], runs=row[2])
 
-    async def give_back(self, user_id: str, kind: str, window_start: float) -> None:
-        """See `QuotaStore.give_back`."""
-        await self._fetchrow(_PG_GIVE_BACK, user_id, kind, window_start)
-
-    async def add(self, user_id: str, kind: str, window_start: float, amount: int) -> None:
-        """See `QuotaStore.add`."""
-        await self._fetchrow(_PG_ADD, user_id, kind, window_start, amount)
-
-    async def reserve_active(self, user_id: str, limit: int) -> int | None:
-        """See `QuotaStore.reserve_active`."""
-        row = await self._fetchrow(_PG_RESERVE, user_id, limit)
-        return None if row is None else int(row[0])
-
-    async def release_active(self, user_id: str) -> None:
-        """See `QuotaStore.release_active`."""
-        await self._fetchrow(_PG_RELEASE, user_id)
+    async def finish(
+        self, user_id: str, *, release_active: bool, tokens_window: float, tokens: int
+    ) -> None:
+        """See `QuotaStore.finish`: one statement."""
+        if release_active and tokens:
+            await self._fetchrow(_PG_RELEASE_AND_ADD, user_id, tokens_window, tokens)
+        elif release_active:
+            await self._fetchrow(_PG_RELEASE, user_id)
+        elif tokens:
+            await self._fetchrow(_PG_ADD_TOKENS, user_id, tokens_window, tokens)
 
     async def recount_active(self, user_id: str) -> None:
         """See `QuotaStore.recount_active`."""
