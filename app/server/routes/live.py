@@ -96,7 +96,7 @@ async def live(websocket: WebSocket, app: str, uid: str, sid: str, services: Ser
     # Accept first: close codes (4404, 4400, ...) can only be sent on an open WebSocket.
     await websocket.accept()
     runs = services.runs
-    quota = services.quotas.for_run(uid) if services.quotas is not None else None
+    quota = services.quota_for(uid)
     try:
         modalities, create = _parse_query(websocket.query_params)
         for name, value in (("app", app), ("uid", uid), ("sid", sid)):

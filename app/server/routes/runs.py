@@ -129,7 +129,7 @@ async def run(
             if strategy is MultitaskStrategy.ENQUEUE
             else None
         ),
-        quota=services.quotas.for_run(uid) if services.quotas is not None else None,
+        quota=services.quota_for(uid),
     )
     if _wants_json(request.headers.get("accept", "")):
         return JSONRunResponse(args)
