@@ -281,3 +281,35 @@ class _QuietServer(uvicorn.Server):
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def test_the_quota_curl_examples_work_against_the_server(tmp_path: Path) -> None:
+    """The Quotas section's calls (a run's RateLimit headers, then /usage), as written."""
+    (calls,) = _curl_blocks("Quotas")
+    documented = json.loads(_next_block(calls).code)
+    commands = re.sub(r"\\\n\s*", " ", calls.code).strip().splitlines()
+    assert [c.split()[0] for c in commands] == ["curl", "curl"]
+    env = offline_env(
+        {
+            "AGENT_SERVICE_AGENTS_DIR": str(ROOT / "agents"),
+            "AGENT_SERVICE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'readme.db'}",
+            "AGENT_SERVICE_MIGRATE_ON_START": "true",
+            "AGENT_SERVICE_RUN_RATE": "60/minute",
+            "AGENT_SERVICE_MAX_ACTIVE_RUNS_PER_USER": "4",
+            "AGENT_SERVICE_TOKEN_BUDGET": "200000/day",
+        }
+    )
+    server_command = [str(Path(sys.executable).parent / "agent-service"), "serve"]
+    with serve(server_command, env=env, cwd=tmp_path) as server:
+        address = server.base_url.removeprefix("http://")
+        outputs = [
+            _run_shell(command.replace("localhost:8000", address), tmp_path) for command in commands
+        ]
+    headers = dict(line.lower().split(": ", 1) for line in outputs[0].strip().splitlines())
+    assert headers["ratelimit-limit"] == "60" and headers["ratelimit-remaining"] == "59"
+    assert 1 <= int(headers["ratelimit-reset"]) <= 60
+    usage = json.loads(outputs[1])
+    assert usage.keys() == documented.keys()
+    for name, counters in documented.items():
+        assert usage[name].keys() == counters.keys()
+    assert usage["runs"]["used"] == 1 and usage["activeRuns"] == {"limit": 4, "used": 0}
