@@ -37,6 +37,7 @@ def test_openapi_documents_every_route_of_the_contract() -> None:
         base + "/{sid}:close": {"post"},
         base + "/{sid}/memory": {"delete"},
         "/apps/{app}/users/{uid}/memory": {"get", "delete"},
+        "/apps/{app}/users/{uid}/ag-ui": {"post"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     run = paths[base + "/{sid}:run"]["post"]

@@ -46,6 +46,7 @@ from starlette.responses import Response
 
 from app.agents import RunConfig, StreamingMode
 from app.events.event import Event, new_invocation_id
+from app.ids import MAX_ID_LENGTH, SEGMENT_PATTERN, SESSION_ID_RULE
 from app.runs import MultitaskStrategy
 from app.server._run_stream import RunArgs, SSERunResponse
 from app.server.deps import AppName, JsonBody, ServicesDep, UserId
@@ -84,10 +85,64 @@ class AgUiOptions(BaseModel):
     """Model calls allowed in this run."""
 
 
+_MESSAGE_SCHEMA = {
+    "type": "object",
+    "required": ["id", "role"],
+    "properties": {
+        "id": {"type": "string"},
+        "role": {
+            "type": "string",
+            "enum": ["user", "assistant", "tool", "system", "developer", "reasoning", "activity"],
+        },
+        "content": {"description": "Text, or (user and tool messages) a list of parts."},
+        "toolCallId": {"type": "string", "description": "Tool messages: the call answered."},
+        "toolCalls": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_INPUT_SCHEMA = {
+    "type": "object",
+    "title": "RunAgentInput",
+    "description": (
+        "AG-UI's `RunAgentInput` (https://docs.ag-ui.com), validated with the `ag-ui-protocol` "
+        "package's models. `threadId` is the session id."
+    ),
+    "required": ["threadId", "runId", "messages"],
+    "properties": {
+        "threadId": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_LENGTH,
+            "pattern": SEGMENT_PATTERN,
+            "description": f"The session id: {SESSION_ID_RULE}.",
+        },
+        "runId": {"type": "string"},
+        "parentRunId": {"type": "string"},
+        "protocolVersion": {"type": "string"},
+        "state": {"description": "Not used: the session's state is authoritative."},
+        "messages": {"type": "array", "items": _MESSAGE_SCHEMA},
+        "tools": {"type": "array", "items": {"type": "object"}, "description": "Not used."},
+        "context": {"type": "array", "items": {"type": "object"}, "description": "Not used."},
+        "forwardedProps": {
+            "description": (
+                "Run options when an object: `streaming` (bool, default true), "
+                "`multitaskStrategy` (`reject`, `interrupt`, `enqueue`), `maxLlmCalls` "
+                "(1-10000); other keys are ignored."
+            )
+        },
+    },
+}
+
+
 @router.post(
     "/apps/{app}/users/{uid}/ag-ui",
     dependencies=[JsonBody],
     response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _INPUT_SCHEMA}},
+        }
+    },
     responses={
         200: {
             "description": (
@@ -106,11 +161,10 @@ class AgUiOptions(BaseModel):
         422: {"model": ProblemOut, "description": "Bad input, or no message the thread lacks."},
     },
 )
-async def ag_ui_run(
-    app: AppName, uid: UserId, body: AgUiInput, request: Request, services: ServicesDep
-) -> Response:
+async def ag_ui_run(app: AppName, uid: UserId, request: Request, services: ServicesDep) -> Response:
     """Run the agent on the thread's session and stream AG-UI events."""
     runner = services.runners.runner(app)
+    body = _parse(await request.body())
     options = _options(body.forwarded_props)
     session = await services.sessions.get_session_shared(
         app_name=app,
@@ -251,6 +305,16 @@ def _media_part(
             file_data=types.FileData(file_uri=source.value, mime_type=source.mime_type)
         )
     raise _invalid((*where, "source"), "unsupported source")
+
+
+def _parse(raw: bytes) -> AgUiInput:
+    """The body as a `RunAgentInput` (parsed here, so the OpenAPI document stays compact)."""
+    try:
+        return AgUiInput.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
 
 
 def _options(forwarded: Any) -> AgUiOptions:
