@@ -180,6 +180,7 @@ def test_the_memory_curl_examples_work_against_the_server(tmp_path: Path) -> Non
     assert found["content"] == expected["content"] and found["author"] == expected["author"]
 
 
+@pytest.mark.timeout(180)  # a server start and a Node process on a busy machine
 def test_the_ag_ui_examples_work_against_the_server(tmp_path: Path) -> None:
     """The AG-UI section's curl call and HttpAgent snippet, against `agent-service serve`."""
     from ag_ui.core import Event as AgUiEvent

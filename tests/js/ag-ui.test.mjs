@@ -121,6 +121,30 @@ for (const [version, HttpAgent] of Object.entries(CLIENTS)) {
       assert.equal(answered.newMessages.at(-1).content, "You said: Lyon");
     });
 
+    test("abortRun stops the run on the server: no ghost reply next turn", async () => {
+      const agent = agentFor(HttpAgent);
+      const session = `${BASE}/apps/scripted/users/js/sessions/${agent.threadId}`;
+      let calling;
+      const called = new Promise((resolve) => {
+        calling = resolve;
+      });
+      const slow = say(agent, "slow", {}, (event) => {
+        if (event.type === "TOOL_CALL_END") calling();
+      });
+      await called;
+      const { runs } = await (await fetch(`${session}/runs?status=running`)).json();
+      agent.abortRun();
+      await slow.catch(() => {}); // an aborted fetch: the client reports it its own way
+      // Follow the run to its end (a notification, not a poll): it was cancelled.
+      const followed = await (await fetch(`${session}/runs/${runs[0].invocationId}/events`)).text();
+      assert.match(followed, /"reason":"cancelled"/);
+      const next = await say(agent, "chat");
+      assert.equal(next.types.at(-1), "RUN_FINISHED");
+      const stored = await (await fetch(session)).json();
+      const texts = stored.events.flatMap((e) => (e.content?.parts ?? []).map((p) => p.text));
+      assert.ok(!texts.includes("finally"), JSON.stringify(texts)); // slow_tool's reply never came
+    });
+
     test("a second run on a busy thread is refused (409); a cancel ends the first", async () => {
       const agent = agentFor(HttpAgent);
       const session = `${BASE}/apps/scripted/users/js/sessions/${agent.threadId}`;
