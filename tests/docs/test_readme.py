@@ -180,6 +180,48 @@ def test_the_memory_curl_examples_work_against_the_server(tmp_path: Path) -> Non
     assert found["content"] == expected["content"] and found["author"] == expected["author"]
 
 
+@pytest.mark.timeout(180)  # a server start and a Node process on a busy machine
+def test_the_ag_ui_examples_work_against_the_server(tmp_path: Path) -> None:
+    """The AG-UI section's curl call and HttpAgent snippet, against `agent-service serve`."""
+    from ag_ui.core import Event as AgUiEvent
+    from pydantic import TypeAdapter
+
+    from tests.frontends.node import JS_DIR, node_binary
+
+    (call,) = _curl_blocks("AG-UI")
+    documented = _sse_frames(_next_block(call).code)
+    (snippet,) = [b for b in _blocks() if b.language == "js" and b.heading == "AG-UI"]
+    command = re.sub(r"\\\n\s*", " ", call.code).strip()
+    env = offline_env(
+        {
+            "AGENT_SERVICE_AGENTS_DIR": str(ROOT / "agents"),
+            "AGENT_SERVICE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'readme.db'}",
+            "AGENT_SERVICE_MIGRATE_ON_START": "true",
+        }
+    )
+    script = JS_DIR / f"readme-ag-ui-{tmp_path.name}.mjs"  # beside the pinned node_modules
+    server_command = [str(Path(sys.executable).parent / "agent-service"), "serve"]
+    try:
+        with serve(server_command, env=env, cwd=tmp_path) as server:
+            address = server.base_url.removeprefix("http://")
+            output = _run_shell(command.replace("localhost:8000", address), tmp_path)
+            script.write_text(snippet.code.replace("localhost:8000", address))
+            printed = _run_shell(f"{node_binary()} {script}", tmp_path)
+    finally:
+        script.unlink(missing_ok=True)
+    frames = _sse_frames(output)
+    adapter = TypeAdapter(AgUiEvent)
+    events = [adapter.validate_json(f["data"]).type.value for f in frames]
+    shown = [json.loads(f["data"].replace("…", ""))["type"] for f in documented]
+
+    def collapsed(types: list[str]) -> list[str]:
+        return [t for i, t in enumerate(types) if i == 0 or types[i - 1] != t]
+
+    assert collapsed(events) == collapsed(shown)
+    assert printed.endswith("\nuser assistant tool assistant\n"), printed
+    assert "Here is what get_weather found" in printed
+
+
 def _curl_blocks(heading: str) -> list[Block]:
     return [
         b

@@ -38,6 +38,7 @@ def test_openapi_documents_every_route_of_the_contract() -> None:
         base + "/{sid}/memory": {"delete"},
         "/apps/{app}/users/{uid}/memory": {"get", "delete"},
         "/apps/{app}/users/{uid}/usage": {"get"},
+        "/apps/{app}/users/{uid}/ag-ui": {"post"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     run = paths[base + "/{sid}:run"]["post"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.server.routes import (
+    ag_ui,
     apps,
     artifacts,
     events,
@@ -24,6 +25,7 @@ ROUTERS = [
     artifacts.router,
     live.router,
     usage.router,
+    ag_ui.router,
 ]
 """Routers in registration order (`:run` before the plain session routes)."""
 
