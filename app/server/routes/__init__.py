@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from app.server.routes import apps, artifacts, events, health, live, memory, runs, sessions
+from app.server.routes import (
+    ai_sdk,
+    apps,
+    artifacts,
+    events,
+    health,
+    live,
+    memory,
+    runs,
+    sessions,
+)
 
 ROUTERS = [
     health.router,
@@ -13,6 +23,7 @@ ROUTERS = [
     events.router,
     artifacts.router,
     live.router,
+    ai_sdk.router,
 ]
 """Routers in registration order (`:run` before the plain session routes)."""
 
