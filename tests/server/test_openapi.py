@@ -37,6 +37,8 @@ def test_openapi_documents_every_route_of_the_contract() -> None:
         base + "/{sid}:close": {"post"},
         base + "/{sid}/memory": {"delete"},
         "/apps/{app}/users/{uid}/memory": {"get", "delete"},
+        "/apps/{app}/users/{uid}/ai-sdk/chat": {"post"},
+        "/apps/{app}/users/{uid}/ai-sdk/chat/{sid}/stream": {"get"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     run = paths[base + "/{sid}:run"]["post"]
