@@ -176,6 +176,34 @@ test("resume: reconnectToStream replays the active run, then follows it to its e
   assert.equal(await transport().reconnectToStream({ chatId }), null); // it has ended
 });
 
+test("a long-running tool's output comes from the client, as addToolOutput sends it", async () => {
+  const chatId = randomUUID();
+  const question = userMessage("ask");
+  const first = await read((await chat("ask", { chatId })).stream);
+  assert.deepEqual(first.errors, []);
+  const call = first.message.parts.find((p) => p.type === "dynamic-tool");
+  assert.equal(call.toolName, "ask_human");
+  assert.equal(call.state, "input-available"); // the client's to answer
+
+  // What `addToolOutput({tool, toolCallId, output})` does to the message, then the request
+  // useChat sends: the whole chat, ending with that assistant message.
+  const answered = structuredClone(first.message);
+  Object.assign(answered.parts.find((p) => p.toolCallId === call.toolCallId), {
+    state: "output-available",
+    output: { city: "Lyon" },
+  });
+  const stream = await transport().sendMessages({
+    chatId,
+    messages: [question, answered],
+    trigger: "submit-message",
+    messageId: answered.id,
+    abortSignal: undefined,
+  });
+  const second = await read(stream);
+  assert.deepEqual(second.errors, []);
+  assert.equal(second.message.parts.at(-1).text, "Thanks for the answer.");
+});
+
 test("bad input is a 422 the transport reports", async () => {
   await assert.rejects(chat("chat", { chatId: "a/b" }), /invalid_request/);
 });

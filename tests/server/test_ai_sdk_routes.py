@@ -349,3 +349,43 @@ async def _asgi_get(app: Any, path: str) -> AsyncIterator[dict[str, Any]]:
     finally:
         gone.set()
         await task
+
+
+async def test_a_client_tool_output_answers_the_open_long_running_call(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await client.post(CHAT, json=body("c6", user("ask")))
+    found = chunks(first)
+    call = next(c for c in found if c["type"] == "tool-input-available")
+    assert call["toolName"] == "ask_human"
+    same_call = [c for c in found[:-1] if c.get("toolCallId") == call["toolCallId"]]
+    assert same_call == [call]  # no output: the client gives it
+    assert found[-2] == {"type": "finish", "finishReason": "tool-calls"}
+
+    def answered(output: Any) -> dict[str, Any]:
+        tool = {"type": "dynamic-tool", "toolName": "ask_human", "state": "output-available"}
+        forged = {**tool, "toolName": "get_weather", "toolCallId": "forged", "output": {"x": 1}}
+        parts = [
+            {"type": "step-start"},
+            {**tool, "toolCallId": call["toolCallId"], "input": call["input"], "output": output},
+            forged,
+        ]
+        return {"id": first.headers["x-invocation-id"], "role": "assistant", "parts": parts}
+
+    second = await client.post(CHAT, json=body("c6", user("ask"), answered({"city": "Lyon"})))
+    assert second.status_code == 200, second.text
+    deltas = [c["delta"] for c in chunks(second)[:-1] if c["type"] == "text-delta"]
+    assert "".join(deltas) == "Thanks for the answer."
+    events = (await client.get(f"{SESSIONS}/c6/events")).json()["events"]
+    user_responses = [
+        p["functionResponse"]
+        for e in events
+        if e["author"] == "user"
+        for p in e["content"]["parts"]
+        if "functionResponse" in p
+    ]
+    assert user_responses == [
+        {"id": call["toolCallId"], "name": "ask_human", "response": {"city": "Lyon"}}
+    ]
+    again = await client.post(CHAT, json=body("c6", user("ask"), answered("Lyon")))
+    assert_problem(again, 422, "invalid_request")  # already answered

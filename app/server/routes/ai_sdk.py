@@ -32,8 +32,12 @@ from app.server.deps import AppName, JsonBody, ServicesDep, SessionId, UserId
 from app.server.schemas import ProblemOut, SessionIdField
 from app.server.wire import encode_followed
 from app.server.wire.ai_sdk import AiSdkEncoder
+from app.sessions import BaseSessionService, GetSessionConfig
 
 router = APIRouter(tags=["frontends"])
+
+RECENT_EVENTS_FOR_TOOL_RESULTS = 100
+"""How far back a client's tool output may answer a long-running call (events)."""
 
 _CHAT = "/apps/{app}/users/{uid}/ai-sdk/chat"
 
@@ -81,13 +85,18 @@ class _Loose(BaseModel):
 
 
 class UIMessagePartIn(_Loose):
-    """A part of a UI message: `text` and `file` parts of the new message are used."""
+    """A part of a UI message: `text` and `file` parts of the new message are used, and tool
+    parts carrying the client's output for a long-running call."""
 
     type: str = Field(min_length=1, max_length=256)
     text: str | None = None
     media_type: str | None = Field(default=None, max_length=256)
     url: str | None = None
     filename: str | None = Field(default=None, max_length=1024)
+    tool_call_id: str | None = Field(default=None, max_length=1024)
+    state: str | None = Field(default=None, max_length=64)
+    output: Any = None
+    error_text: str | None = None
 
 
 class UIMessageIn(_Loose):
@@ -105,7 +114,8 @@ class ChatRequest(_Loose):
     """The chat id: the session id (created on first use)."""
 
     messages: list[UIMessageIn] = Field(min_length=1)
-    """The client's whole chat; only the last user message is read (the new message)."""
+    """The client's whole chat; only the last user message is read (the new message), or,
+    when the chat ends with an assistant message, its outputs for long-running tool calls."""
 
     trigger: str | None = Field(default=None, max_length=64)
     """`submit-message` or `regenerate-message` (regenerating sends the message again)."""
@@ -134,7 +144,10 @@ class ChatRequest(_Loose):
 )
 async def chat(app: AppName, uid: UserId, body: ChatRequest, services: ServicesDep) -> Response:
     """Run the agent on the chat's session with its last user message (`useChat`'s POST)."""
-    message = new_message(body)
+    if body.messages[-1].role == "assistant":
+        message = await tool_results(body, services.sessions, (app, uid, body.id))
+    else:
+        message = new_message(body)
     invocation_id = new_invocation_id()
     args = RunArgs(
         runs=services.runs,
@@ -205,6 +218,69 @@ def new_message(body: ChatRequest) -> types.Content:
             ("messages", index, "parts"), "The last user message has no text or file part."
         )
     return types.Content(role="user", parts=parts)
+
+
+async def tool_results(
+    body: ChatRequest, sessions: BaseSessionService, key: tuple[str, str, str]
+) -> types.Content:
+    """The client's outputs for the session's open long-running calls, as function responses.
+
+    Only calls the session holds as long-running and not yet answered by the user count: the
+    outputs of every other tool part are the client's copy of what the service sent.
+    """
+    index = len(body.messages) - 1
+    given = {
+        part.tool_call_id: part
+        for part in body.messages[index].parts
+        if part.tool_call_id
+        and (part.type == "dynamic-tool" or part.type.startswith("tool-"))
+        and part.state in ("output-available", "output-error")
+    }
+    open_calls = await _open_long_running_calls(sessions, key, set(given)) if given else {}
+    if not open_calls:
+        raise _invalid(
+            ("messages", index),
+            "The chat ends with an assistant message that answers no open long-running tool "
+            "call; send a user message.",
+        )
+    parts = []
+    for call_id, name in open_calls.items():
+        part = given[call_id]
+        if part.state == "output-error":
+            response: dict[str, Any] = {"error": part.error_text or "error"}
+        elif isinstance(part.output, dict):
+            response = part.output
+        else:
+            response = {"result": part.output}
+        parts.append(
+            types.Part(
+                function_response=types.FunctionResponse(id=call_id, name=name, response=response)
+            )
+        )
+    return types.Content(role="user", parts=parts)
+
+
+async def _open_long_running_calls(
+    sessions: BaseSessionService, key: tuple[str, str, str], wanted: set[str]
+) -> dict[str, str]:
+    """{call id: tool name} of `wanted` long-running calls the user has not answered yet."""
+    app_name, user_id, session_id = key
+    config = GetSessionConfig(num_recent_events=RECENT_EVENTS_FOR_TOOL_RESULTS)
+    session = await sessions.get_session(
+        app_name=app_name, user_id=user_id, session_id=session_id, config=config
+    )
+    if session is None:
+        return {}
+    found: dict[str, str] = {}
+    for event in session.events:
+        if event.author == "user":
+            for response in event.get_function_responses():
+                found.pop(response.id or "", None)
+        elif event.long_running_tool_ids and wanted & event.long_running_tool_ids:
+            for call in event.get_function_calls():
+                if call.id in wanted and call.id in event.long_running_tool_ids:
+                    found[call.id] = call.name or ""
+    return found
 
 
 def _file_part(part: UIMessagePartIn, where: tuple[Any, ...]) -> types.Part:
