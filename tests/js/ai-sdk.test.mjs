@@ -204,6 +204,37 @@ test("a long-running tool's output comes from the client, as addToolOutput sends
   assert.equal(second.message.parts.at(-1).text, "Thanks for the answer.");
 });
 
+test("cancel: the run's own cancel route ends the stream with abort, then finish", async () => {
+  const { chatId, stream } = await chat("slow");
+  const chunks = [];
+  const reader = stream.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, "the run ended before its tool call");
+    chunks.push(value);
+    if (value.type === "tool-input-available") break;
+  }
+  const messageId = chunks[0].messageId; // the invocation id
+  const cancel = await fetch(
+    `${BASE}/apps/scripted/users/u-js/sessions/${chatId}/runs/${messageId}:cancel`,
+    { method: "POST" },
+  );
+  assert.equal(cancel.status, 200);
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+  }
+  assert.deepEqual(
+    chunks.map((c) => c.type),
+    ["start", "start-step", "tool-input-available", "finish-step", "abort", "finish"],
+  );
+  // The session stays usable: the next message runs.
+  const { message, errors } = await read((await chat("chat", { chatId })).stream);
+  assert.deepEqual(errors, []);
+  assert.equal(message.parts.at(-1).text, "ok");
+});
+
 test("bad input is a 422 the transport reports", async () => {
   await assert.rejects(chat("chat", { chatId: "a/b" }), /invalid_request/);
 });
