@@ -294,6 +294,22 @@ def test_a_resumed_stream_skips_partials_and_sends_each_final_text_whole() -> No
     ]
 
 
+def test_files_the_model_made_are_file_chunks() -> None:
+    image = types.Part(inline_data=types.Blob(data=b"PNG", mime_type="image/png"))
+    ref = types.Part(
+        file_data=types.FileData(file_uri="https://x.test/a.pdf", mime_type="application/pdf")
+    )
+    assert encode([model("ev1", text("Here."), image, ref)])[1:-2] == [
+        {"type": "start-step"},
+        {"type": "text-start", "id": "ev1"},
+        {"type": "text-delta", "id": "ev1", "delta": "Here."},
+        {"type": "text-end", "id": "ev1"},
+        {"type": "file", "url": "data:image/png;base64,UE5H", "mediaType": "image/png"},
+        {"type": "file", "url": "https://x.test/a.pdf", "mediaType": "application/pdf"},
+        {"type": "finish-step"},
+    ]
+
+
 def test_headers_and_keepalive() -> None:
     encoder = AiSdkEncoder(INV)
     assert (b"x-vercel-ai-ui-message-stream", b"v1") in encoder.headers

@@ -3,8 +3,9 @@
 One run is one assistant message: `start{messageId}`, then per model step `start-step` ...
 `finish-step` holding text (`text-start/delta/end`), reasoning (`reasoning-*`), tool calls
 (`tool-input-available`, `dynamic: true`) and their results (`tool-output-available` or
-`tool-output-error`), state deltas as `data-state-delta` parts, then `error{errorText}` when
-the run failed (or `abort` when it was cancelled), `finish`, and `data: [DONE]`.
+`tool-output-error`) and files the model made (`file`); state deltas as `data-state-delta`
+parts; then `error{errorText}` when the run failed (or `abort` when it was cancelled),
+`finish`, and `data: [DONE]`.
 
 The client's parser throws on any chunk that fails its schema, on a delta for a part it was
 not told about and on a tool result for an unknown call, so this encoder only emits the chunk
@@ -16,8 +17,11 @@ Keep-alives are SSE comments, which the parser ignores.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
+
+from google.genai import types
 
 from app.events.event import Event
 from app.server.wire.encoder import SSE_HEADERS, RunEnd, StreamEncoder
@@ -158,6 +162,13 @@ class AiSdkEncoder(StreamEncoder):
                     "dynamic": True,
                 }
                 out.append(_chunk(chunk))
+            elif part.inline_data is not None or part.file_data is not None:
+                file = _file_chunk(part)
+                if file is not None:
+                    self._close_text(out)
+                    self._close_reasoning(out)
+                    self._model_step(out)
+                    out.append(_chunk(file))
             elif part.function_response is not None:
                 response = part.function_response
                 call_id = response.id or ""
@@ -235,6 +246,18 @@ def _tool_output(call_id: str, response: Any) -> dict[str, Any]:
         "output": output,
         "dynamic": True,
     }
+
+
+def _file_chunk(part: types.Part) -> dict[str, Any] | None:
+    """`file{url, mediaType}`: inline data as a `data:` URL, a file reference as its URI."""
+    if part.inline_data is not None and part.inline_data.data is not None:
+        media_type = part.inline_data.mime_type or "application/octet-stream"
+        data = base64.b64encode(part.inline_data.data).decode()
+        return {"type": "file", "url": f"data:{media_type};base64,{data}", "mediaType": media_type}
+    if part.file_data is not None and part.file_data.file_uri:
+        media_type = part.file_data.mime_type or "application/octet-stream"
+        return {"type": "file", "url": part.file_data.file_uri, "mediaType": media_type}
+    return None
 
 
 def _chunk(chunk: dict[str, Any]) -> bytes:
