@@ -144,6 +144,7 @@ class ChatRequest(_Loose):
 )
 async def chat(app: AppName, uid: UserId, body: ChatRequest, services: ServicesDep) -> Response:
     """Run the agent on the chat's session with its last user message (`useChat`'s POST)."""
+    runner = services.runners.runner(app)
     if body.messages[-1].role == "assistant":
         message = await tool_results(body, services.sessions, (app, uid, body.id))
     else:
@@ -151,7 +152,7 @@ async def chat(app: AppName, uid: UserId, body: ChatRequest, services: ServicesD
     invocation_id = new_invocation_id()
     args = RunArgs(
         runs=services.runs,
-        runner=services.runners.runner(app),
+        runner=runner,
         app_name=app,
         user_id=uid,
         session_id=body.id,
