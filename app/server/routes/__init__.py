@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.server.routes import (
     ag_ui,
+    ai_sdk,
     apps,
     artifacts,
     events,
@@ -26,6 +27,7 @@ ROUTERS = [
     live.router,
     usage.router,
     ag_ui.router,
+    ai_sdk.router,
 ]
 """Routers in registration order (`:run` before the plain session routes)."""
 
