@@ -50,12 +50,18 @@ def invocation_user_message(session: Session, invocation_id: str) -> types.Conte
 def user_event(
     ctx: InvocationContext, message: types.Content | None, state_delta: dict[str, object] | None
 ) -> Event:
-    """The event that records the user's message and/or state change."""
+    """The event that records the user's message and/or state change.
+
+    It carries the run's `custom_metadata` like every other event of the run, so that a
+    frontend protocol can find what the run was started with (AG-UI message ids).
+    """
+    metadata = ctx.run_config.custom_metadata
     return Event(
         invocation_id=ctx.invocation_id,
         author="user",
         content=message,
         actions=EventActions(state_delta=dict(state_delta or {})),
+        custom_metadata=dict(metadata) if metadata else None,
     )
 
 

@@ -56,6 +56,7 @@ from app.runs import (
 )
 from app.runs.manager import LOST_PROBLEM
 from app.server.errors import problem_for
+from app.server.quotas import RunQuota
 from app.server.wire import NativeEncoder, RunEnd, StreamEncoder
 from app.sessions.fence import fenced
 
@@ -91,6 +92,8 @@ class RunArgs:
     continue_on_disconnect: bool = False
     request: dict[str, Any] | None = None
     """The request as JSON, stored with a queued run."""
+    quota: RunQuota | None = None
+    """The user's quotas for this run (None: no quota set)."""
 
     @property
     def location(self) -> str:
@@ -100,11 +103,14 @@ class RunArgs:
         return f"/apps/{app}/users/{uid}/sessions/{sid}/runs/{inv}"
 
     def run_headers(self) -> list[tuple[bytes, bytes]]:
-        """`Location` and `X-Invocation-Id`."""
-        return [
+        """`Location`, `X-Invocation-Id` and, with a run rate set, `RateLimit-*`."""
+        headers = [
             (b"location", self.location.encode()),
             (b"x-invocation-id", quote(self.invocation_id, safe="").encode()),
         ]
+        if self.quota is not None:
+            headers += self.quota.headers
+        return headers
 
 
 @dataclass
@@ -228,6 +234,40 @@ class _RunResponse(Response):
         return await begin(key, args.invocation_id, strategy=args.strategy, request=args.request)
 
     async def _drive(self) -> None:
+        quota = self.args.quota
+        if quota is None:
+            await self._drive_admitted()
+            return
+        try:
+            await quota.admit()  # before anything is stored; raises 429s
+        except Exception as exc:  # noqa: BLE001 - answered by the app's error handlers
+            await self._end_quota()
+            if self.started:  # the idle watcher committed to 200 meanwhile: in-band
+                await self._on_finish(exc)
+            else:
+                self._early_error = exc
+            return
+        try:
+            await self._drive_admitted()
+        finally:
+            await self._end_quota()
+
+    async def _end_quota(self) -> None:
+        """Free the run's quota slot and record its tokens (once; before the last frame)."""
+        quota = self.args.quota
+        if quota is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):
+                try:
+                    await quota.end()
+                except Exception:
+                    logger.exception("recording quota use failed user=%s", self.args.user_id)
+
+    async def _finish(self, run: ActiveRun, status: RunStatus, **fields: Any) -> None:
+        """Record the end of the run, then free its quota (a client may start the next one)."""
+        await self.args.runs.finish(run, status, **fields)
+        await self._end_quota()
+
+    async def _drive_admitted(self) -> None:
         try:
             run = await self._begin()
         except Exception as exc:  # noqa: BLE001 - a 4xx before any byte, else in-band
@@ -242,7 +282,6 @@ class _RunResponse(Response):
             await self._on_finish(exc)
             return
         self.run = run
-        runs = self.args.runs
         try:
             with fenced(run.fence):
                 error = await self._drive_run(run)
@@ -250,24 +289,24 @@ class _RunResponse(Response):
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):
                 reason = run.cancel_reason
                 if reason is CancelReason.LOST:
-                    await runs.finish(run, RunStatus.ERROR, error=LOST_PROBLEM)
+                    await self._finish(run, RunStatus.ERROR, error=LOST_PROBLEM)
                 else:
-                    await runs.finish(run, RunStatus.CANCELLED, last_seq=self.progress.last_seq)
+                    await self._finish(run, RunStatus.CANCELLED, last_seq=self.progress.last_seq)
                 if not self.disconnected:
                     await self._start()
                     await self._on_cancelled()
             raise
         except BaseException:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):
-                await runs.finish(run, RunStatus.ERROR, error=problem_for(Exception()))
+                await self._finish(run, RunStatus.ERROR, error=problem_for(Exception()))
             raise
         if self._early_error is not None:
-            await runs.finish(run, RunStatus.ERROR, error=problem_for(self._early_error))
+            await self._finish(run, RunStatus.ERROR, error=problem_for(self._early_error))
             return
         if error is None:
-            await runs.finish(run, RunStatus.COMPLETED, last_seq=self.progress.last_seq)
+            await self._finish(run, RunStatus.COMPLETED, last_seq=self.progress.last_seq)
         else:
-            await runs.finish(
+            await self._finish(
                 run, RunStatus.ERROR, last_seq=self.progress.last_seq, error=problem_for(error)
             )
         await self._start()  # a run that failed before its first event still answers in-band
@@ -314,6 +353,8 @@ class _RunResponse(Response):
             progress.last_seq = event.seq
         if self.run is not None:
             self.args.runs.published(self.run, event)
+        if self.args.quota is not None:
+            self.args.quota.observe(event)
         if not self.disconnected:
             await self._on_event(event)
 

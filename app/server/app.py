@@ -39,6 +39,7 @@ from app.server.limits import RequestLimitsMiddleware
 from app.server.loader import BrokenApp, load_agents
 from app.server.observability import instrument
 from app.server.openapi import install_openapi
+from app.server.quotas import MemoryQuotaStore, PostgresQuotaStore, Quotas, QuotaStore
 from app.server.registry import RunnerRegistry
 from app.server.routes import ROUTERS
 from app.server.security.api_keys import ApiKeyStore, api_keys
@@ -181,6 +182,7 @@ async def build_services(settings: Settings) -> Services:
         raise
     try:
         authenticator = build_authenticator(settings, sessions)
+        quotas = build_quotas(settings, sessions)
         runs = await open_run_manager(settings, sessions, registry)
     except BaseException:
         await registry.close()
@@ -208,7 +210,24 @@ async def build_services(settings: Settings) -> Services:
         check_ready=check_ready,
         idle_closer=idle_closer,
         authenticator=authenticator,
+        quotas=quotas,
     )
+
+
+def build_quotas(settings: Settings, sessions: BaseSessionService) -> Quotas | None:
+    """Return the per-user quotas the settings ask for (None when none is set).
+
+    Counted in Postgres when the sessions are there (shared by every replica), else in this
+    process (SQLite and `memory://` are served by one process).
+    """
+    rate, budget = settings.run_rate_limit, settings.token_budget_limit
+    active = settings.max_active_runs_per_user
+    if rate is None and budget is None and active is None:
+        return None
+    store: QuotaStore = MemoryQuotaStore()
+    if isinstance(sessions, DatabaseSessionService) and _is_postgres(sessions):
+        store = PostgresQuotaStore(sessions)
+    return Quotas(store, run_rate=rate, max_active_runs=active, token_budget=budget)
 
 
 def build_authenticator(settings: Settings, sessions: BaseSessionService) -> Authenticator | None:
@@ -232,6 +251,10 @@ def build_authenticator(settings: Settings, sessions: BaseSessionService) -> Aut
             leeway_seconds=settings.jwt_leeway_seconds,
         )
     return Authenticator(api_keys, jwts)
+
+
+def _is_postgres(sessions: DatabaseSessionService) -> bool:
+    return sessions.engine.dialect.name == "postgresql"
 
 
 def warn_if_open(settings: Settings) -> None:
@@ -341,6 +364,10 @@ async def open_session_service(
     )
     if "api_key" in settings.auth_methods:
         tables = (*tables, api_keys.name)
+    if service.engine.dialect.name == "postgresql" and (
+        settings.run_rate or settings.token_budget or settings.max_active_runs_per_user
+    ):
+        tables = (*tables, *PostgresQuotaStore.TABLES)
 
     async def check_ready() -> None:
         await migration.check_schema(service.engine, tables)

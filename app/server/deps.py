@@ -25,6 +25,7 @@ from app.memory import BaseMemoryService
 from app.runs import RunManager
 from app.server.errors import UnsupportedMediaTypeError
 from app.server.idle_sessions import IdleSessionCloser
+from app.server.quotas import Quotas, RunQuota
 from app.server.registry import RunnerRegistry
 from app.server.security.authenticator import Authenticator
 from app.server.security.principal import Principal, principal_of
@@ -49,6 +50,12 @@ class Services:
     """Closes idle sessions into memory (`AGENT_SERVICE_CLOSE_IDLE_SESSIONS_AFTER`)."""
     authenticator: Authenticator | None = None
     """Who may call (None: `AGENT_SERVICE_AUTH=none`, everyone)."""
+    quotas: Quotas | None = None
+    """Per-user limits on runs and tokens (None: no quota set)."""
+
+    def quota_for(self, user_id: str) -> RunQuota | None:
+        """The quota tracker for one run of `user_id` (`RunArgs.quota`); None: no quota set."""
+        return None if self.quotas is None else self.quotas.for_run(user_id)
 
 
 async def get_services(conn: HTTPConnection) -> Services:

@@ -29,6 +29,7 @@ from app.errors import (
     ShuttingDownError,
 )
 from app.observability import logs
+from app.server.quotas.limiter import QuotaExceededError
 from app.server.security.principal import ForbiddenError, UnauthenticatedError
 from app.server.text_checks import printable
 
@@ -63,6 +64,7 @@ _STATUS: dict[type[AgentServiceError], int] = {
     PayloadTooLargeError: 413,
     UnsupportedMediaTypeError: 415,
     LlmCallsLimitExceededError: 422,
+    QuotaExceededError: 429,
     ModelError: 502,
     DatabaseUnavailableError: 503,
     AppUnavailableError: 503,
@@ -132,6 +134,9 @@ async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
+    headers = getattr(exc, "headers", None)
+    if isinstance(headers, dict):
+        response.headers.update(headers)
     return response
 
 

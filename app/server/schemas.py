@@ -315,3 +315,33 @@ class RunListOut(_Out):
 
     runs: list[RunOut]
     next_page_token: str | None = None
+
+
+class WindowUsageOut(_Out):
+    """A per-window quota: its limit, what the current window used, and when it starts over."""
+
+    limit: int
+    used: int
+    remaining: int
+    window: Literal["second", "minute", "hour", "day"]
+    reset_seconds: int
+    """Seconds until the current window ends (windows start at multiples of their length
+    since the epoch: minutes on the minute, days at 00:00 UTC)."""
+
+
+class ActiveRunsUsageOut(_Out):
+    """Runs of the user queued or running now, on every replica, and the most allowed."""
+
+    limit: int
+    used: int
+
+
+class UsageOut(_Out):
+    """`GET /apps/{app}/users/{uid}/usage`: the user's quota counters (null: quota off)."""
+
+    runs: WindowUsageOut | None
+    """Runs started in the current `AGENT_SERVICE_RUN_RATE` window."""
+    active_runs: ActiveRunsUsageOut | None
+    """Runs queued or running (`AGENT_SERVICE_MAX_ACTIVE_RUNS_PER_USER`)."""
+    tokens: WindowUsageOut | None
+    """Model tokens used in the current `AGENT_SERVICE_TOKEN_BUDGET` window."""

@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.errors import ConfigError
+from app.server.quotas.rates import WindowLimit, parse_window_limit
 
 ENV_PREFIX = "AGENT_SERVICE_"
 
@@ -100,6 +101,33 @@ class Settings(BaseSettings):
 
     jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=600)
     """Clock skew allowed on `exp`/`nbf`."""
+
+    run_rate: str | None = None
+    """Runs each user may start per window, e.g. `60/minute` (second, minute, hour, day)."""
+
+    max_active_runs_per_user: int | None = Field(default=None, ge=1)
+    """Runs (queued or running, live sockets included) each user may have at once."""
+
+    token_budget: str | None = None
+    """Model tokens each user may use per window, e.g. `200000/day` (from `usageMetadata`)."""
+
+    @property
+    def run_rate_limit(self) -> WindowLimit | None:
+        """`run_rate` parsed (None: off)."""
+        return parse_window_limit(self.run_rate) if self.run_rate else None
+
+    @property
+    def token_budget_limit(self) -> WindowLimit | None:
+        """`token_budget` parsed (None: off)."""
+        return parse_window_limit(self.token_budget) if self.token_budget else None
+
+    @field_validator("run_rate", "token_budget", mode="after")
+    @classmethod
+    def _check_window_limit(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_window_limit(value)
+        return value
 
     @property
     def auth_methods(self) -> frozenset[str]:

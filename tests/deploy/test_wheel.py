@@ -97,6 +97,9 @@ def _revision(db: Path) -> str:
     return str(revision)
 
 
+# Installing a wheel into a fresh venv and starting it cold is slow by nature (a first import of
+# every dependency, no .pyc yet): allow it more than the suite's default.
+@pytest.mark.timeout(240)
 async def test_installed_wheel_migrates_and_serves_from_another_directory(
     installed: Path, elsewhere: Path, tmp_path: Path
 ) -> None:

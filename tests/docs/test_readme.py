@@ -211,6 +211,48 @@ def test_the_adk_curl_examples_work_against_the_server(tmp_path: Path) -> None:
     assert listed["id"] == "adk1" and listed["events"] == []
 
 
+@pytest.mark.timeout(180)  # a server start and a Node process on a busy machine
+def test_the_ag_ui_examples_work_against_the_server(tmp_path: Path) -> None:
+    """The AG-UI section's curl call and HttpAgent snippet, against `agent-service serve`."""
+    from ag_ui.core import Event as AgUiEvent
+    from pydantic import TypeAdapter
+
+    from tests.frontends.node import JS_DIR, node_binary
+
+    (call,) = _curl_blocks("AG-UI")
+    documented = _sse_frames(_next_block(call).code)
+    (snippet,) = [b for b in _blocks() if b.language == "js" and b.heading == "AG-UI"]
+    command = re.sub(r"\\\n\s*", " ", call.code).strip()
+    env = offline_env(
+        {
+            "AGENT_SERVICE_AGENTS_DIR": str(ROOT / "agents"),
+            "AGENT_SERVICE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'readme.db'}",
+            "AGENT_SERVICE_MIGRATE_ON_START": "true",
+        }
+    )
+    script = JS_DIR / f"readme-ag-ui-{tmp_path.name}.mjs"  # beside the pinned node_modules
+    server_command = [str(Path(sys.executable).parent / "agent-service"), "serve"]
+    try:
+        with serve(server_command, env=env, cwd=tmp_path) as server:
+            address = server.base_url.removeprefix("http://")
+            output = _run_shell(command.replace("localhost:8000", address), tmp_path)
+            script.write_text(snippet.code.replace("localhost:8000", address))
+            printed = _run_shell(f"{node_binary()} {script}", tmp_path)
+    finally:
+        script.unlink(missing_ok=True)
+    frames = _sse_frames(output)
+    adapter = TypeAdapter(AgUiEvent)
+    events = [adapter.validate_json(f["data"]).type.value for f in frames]
+    shown = [json.loads(f["data"].replace("…", ""))["type"] for f in documented]
+
+    def collapsed(types: list[str]) -> list[str]:
+        return [t for i, t in enumerate(types) if i == 0 or types[i - 1] != t]
+
+    assert collapsed(events) == collapsed(shown)
+    assert printed.endswith("\nuser assistant tool assistant\n"), printed
+    assert "Here is what get_weather found" in printed
+
+
 def _curl_blocks(heading: str) -> list[Block]:
     return [
         b
@@ -312,3 +354,35 @@ class _QuietServer(uvicorn.Server):
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def test_the_quota_curl_examples_work_against_the_server(tmp_path: Path) -> None:
+    """The Quotas section's calls (a run's RateLimit headers, then /usage), as written."""
+    (calls,) = _curl_blocks("Quotas")
+    documented = json.loads(_next_block(calls).code)
+    commands = re.sub(r"\\\n\s*", " ", calls.code).strip().splitlines()
+    assert [c.split()[0] for c in commands] == ["curl", "curl"]
+    env = offline_env(
+        {
+            "AGENT_SERVICE_AGENTS_DIR": str(ROOT / "agents"),
+            "AGENT_SERVICE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'readme.db'}",
+            "AGENT_SERVICE_MIGRATE_ON_START": "true",
+            "AGENT_SERVICE_RUN_RATE": "60/minute",
+            "AGENT_SERVICE_MAX_ACTIVE_RUNS_PER_USER": "4",
+            "AGENT_SERVICE_TOKEN_BUDGET": "200000/day",
+        }
+    )
+    server_command = [str(Path(sys.executable).parent / "agent-service"), "serve"]
+    with serve(server_command, env=env, cwd=tmp_path) as server:
+        address = server.base_url.removeprefix("http://")
+        outputs = [
+            _run_shell(command.replace("localhost:8000", address), tmp_path) for command in commands
+        ]
+    headers = dict(line.lower().split(": ", 1) for line in outputs[0].strip().splitlines())
+    assert headers["ratelimit-limit"] == "60" and headers["ratelimit-remaining"] == "59"
+    assert 1 <= int(headers["ratelimit-reset"]) <= 60
+    usage = json.loads(outputs[1])
+    assert usage.keys() == documented.keys()
+    for name, counters in documented.items():
+        assert usage[name].keys() == counters.keys()
+    assert usage["runs"]["used"] == 1 and usage["activeRuns"] == {"limit": 4, "used": 0}

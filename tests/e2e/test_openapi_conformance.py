@@ -70,6 +70,11 @@ include-path-regex = ":run$"
 parameters = { "path.app" = "scripted" }
 phases.coverage.enabled = false
 
+# AG-UI runs on a loaded app, so generated RunAgentInputs reach the parser and the agent.
+[[operations]]
+include-path-regex = "/ag-ui$"
+parameters = { "path.app" = "scripted" }
+
 # A session with an artifact, so the artifact routes answer more than 404.
 [[operations]]
 include-path-regex = "/artifacts"

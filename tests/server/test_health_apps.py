@@ -29,7 +29,7 @@ async def test_apps_lists_loaded_and_broken_apps_but_not_private_folders(
     response = await client.get("/apps")
     assert response.status_code == 200
     apps = {app["name"]: app for app in response.json()["apps"]}
-    assert set(apps) == {"broken", "burst", "scripted"}
+    assert set(apps) == {"broken", "burst", "handoff", "metered", "scripted"}
     assert apps["broken"]["available"] is False
     assert "this_module_does_not_exist" in apps["broken"]["error"]
     scripted = apps["scripted"]

@@ -59,6 +59,10 @@ def test_openapi_documents_every_route_of_the_contract() -> None:
         base + "/{sid}:close": {"post"},
         base + "/{sid}/memory": {"delete"},
         "/apps/{app}/users/{uid}/memory": {"get", "delete"},
+        "/apps/{app}/users/{uid}/usage": {"get"},
+        "/apps/{app}/users/{uid}/ag-ui": {"post"},
+        "/apps/{app}/users/{uid}/ai-sdk/chat": {"post"},
+        "/apps/{app}/users/{uid}/ai-sdk/chat/{sid}/stream": {"get"},
         **ADK_PATHS,
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected

@@ -47,6 +47,12 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("AGENT_SERVICE_CLOSE_IDLE_SESSIONS_AFTER", "0"),
         ("AGENT_SERVICE_CLOSE_IDLE_SESSIONS_AFTER", "soon"),
         ("AGENT_SERVICE_MEMORY_LANGUAGE", "english; drop"),
+        ("AGENT_SERVICE_RUN_RATE", "60"),
+        ("AGENT_SERVICE_RUN_RATE", "60/week"),
+        ("AGENT_SERVICE_RUN_RATE", "0/minute"),
+        ("AGENT_SERVICE_TOKEN_BUDGET", "lots/day"),
+        ("AGENT_SERVICE_MAX_ACTIVE_RUNS_PER_USER", "0"),
+        ("AGENT_SERVICE_MAX_ACTIVE_RUNS_PER_USER", "two"),
     ],
 )
 def test_bad_variables_are_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

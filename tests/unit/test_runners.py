@@ -359,7 +359,9 @@ async def test_custom_metadata_is_copied_onto_events() -> None:
     runner = await new_runner(Agent(name="a", model=ScriptedModel(responses=["x"])))
     events = await collect(runner, run_config=RunConfig(custom_metadata={"trace": "t1"}))
     assert events[0].custom_metadata == {"trace": "t1"}
-    assert (await stored(runner))[-1].custom_metadata == {"trace": "t1"}
+    user, reply = await stored(runner)
+    assert user.author == "user"  # the user's event too: it is part of the run
+    assert user.custom_metadata == reply.custom_metadata == {"trace": "t1"}
 
 
 # Limits and errors

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from app.server.routes import adk, apps, artifacts, events, health, live, memory, runs, sessions
+from app.server.routes import (
+    adk,
+    ag_ui,
+    ai_sdk,
+    apps,
+    artifacts,
+    events,
+    health,
+    live,
+    memory,
+    runs,
+    sessions,
+    usage,
+)
 
 ROUTERS = [
     health.router,
@@ -13,6 +26,9 @@ ROUTERS = [
     events.router,
     artifacts.router,
     live.router,
+    usage.router,
+    ag_ui.router,
+    ai_sdk.router,
     adk.router,
 ]
 """Routers in registration order (`:run` before the plain session routes)."""

@@ -92,6 +92,8 @@ _RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ProblemOut, "description": "Unknown app or session."},
     409: {"model": ProblemOut, "description": "A run is already in progress (`run_in_progress`)."},
     422: {"model": ProblemOut, "description": "A malformed body."},
+    429: {"model": ProblemOut, "description": "A per-user quota is used up (`Retry-After`)."},
+    503: {"model": ProblemOut, "description": "The app failed to load, or the server drains."},
 }
 _MAX_SESSIONS_LISTED = 10_000
 
@@ -244,6 +246,7 @@ def _run_args(
         create_session=False,
         keepalive_seconds=services.settings.keepalive_seconds,
         strategy=strategy,
+        quota=services.quota_for(body.user_id),
         continue_on_disconnect=body.on_disconnect == "continue",
         request=(
             body.model_dump(mode="json", exclude_none=True)
@@ -264,7 +267,7 @@ def _live_close_code(exc: BaseException) -> int:
     status = status_of(exc)
     if status == 404:
         return CLOSE_PROTOCOL
-    if status in (400, 403, 409, 413, 415, 422):
+    if status in (400, 403, 409, 413, 415, 422, 429):
         return CLOSE_POLICY
     return CLOSE_INTERNAL
 

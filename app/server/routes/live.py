@@ -48,6 +48,7 @@ from app.runners import Runner
 from app.runs import CancelReason, RunStatus
 from app.server.deps import Services, ServicesDep
 from app.server.errors import problem_body, problem_for, status_of
+from app.server.quotas import RunQuota
 from app.server.text_checks import (
     FORBIDDEN_TEXT_MSG,
     find_forbidden,
@@ -136,15 +137,21 @@ async def serve_live(
     # Accept first: close codes (4404, 4400, ...) can only be sent on an open WebSocket.
     await websocket.accept()
     runs = services.runs
+    quota: RunQuota | None = None
     try:
         target = resolve()
         app, uid, sid = target.app, target.user_id, target.session_id
         runner = services.runners.runner(app)
+        quota = services.quota_for(uid)
+        if quota is not None:
+            await quota.admit()  # a live connection is a run; before anything is stored
         create = target.create_session or runner.auto_create_session
         await _ensure_session(runner, uid, sid, create=create)
         # A live connection is an active run of the session, on every replica.
         active = await runs.begin((app, uid, sid), new_invocation_id(), live=True)
     except Exception as exc:  # noqa: BLE001 - every setup failure becomes a close code
+        if quota is not None:
+            await _end_quota(quota)
         await _refuse(websocket, exc, dialect)
         return
     run_config = target.run_config
@@ -158,10 +165,14 @@ async def serve_live(
             outcome.append(RunStatus.COMPLETED)
             with anyio.CancelScope(shield=True), anyio.move_on_after(_REPAIR_TIMEOUT):
                 await runs.finish(active, RunStatus.COMPLETED)
+            if quota is not None:
+                await _end_quota(quota)
 
     try:
         with fenced(active.fence):  # the connection's tasks inherit it
-            connection = _LiveConnection(websocket, runner, uid, sid, run_config, release, dialect)
+            connection = _LiveConnection(
+                websocket, runner, uid, sid, run_config, release, dialect, quota
+            )
             reason = await connection.serve()
     except asyncio.CancelledError:
         task = asyncio.current_task()
@@ -176,6 +187,15 @@ async def serve_live(
     finally:
         await release()
     logger.info("live closed app=%s session=%s reason=%s", app, sid, reason)
+
+
+async def _end_quota(quota: RunQuota) -> None:
+    """Free the connection's active slot and record its tokens (shielded, bounded)."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_REPAIR_TIMEOUT):
+        try:
+            await quota.end()
+        except Exception:
+            logger.exception("recording live quota use failed user=%s", quota.user_id)
 
 
 def _parse_query(params: QueryParams) -> tuple[list[str], bool]:
@@ -223,7 +243,7 @@ def close_code(exc: BaseException) -> int:
         return CLOSE_NOT_FOUND
     if status in (400, 413, 415):
         return CLOSE_BAD_REQUEST
-    if status in (409, 422):  # a run in progress; the model-call limit reached
+    if status in (409, 422, 429):  # a run in progress; a model-call limit or quota reached
         return CLOSE_POLICY
     return CLOSE_INTERNAL
 
@@ -279,10 +299,12 @@ class _LiveConnection:
         run_config: RunConfig,
         release: Callable[[], Awaitable[None]],
         dialect: LiveDialect,
+        quota: RunQuota | None = None,
     ) -> None:
         self.ws = websocket
         self.dialect = dialect
         self.release = release
+        self.quota = quota
         self.runner = runner
         self.user_id = user_id
         self.session_id = session_id
@@ -382,6 +404,9 @@ class _LiveConnection:
                 async for event in stream:
                     self._track_calls(event)
                     self._enqueue(event.to_json())
+                    if self.quota is not None and event.usage_metadata is not None:
+                        self.quota.observe(event)
+                        self.quota.check_budget()  # over budget: error frame, close 1008
         except asyncio.CancelledError:
             # The client left mid-run: keep the session usable for later runs.
             await self._answer_open_calls()

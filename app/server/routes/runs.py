@@ -72,6 +72,13 @@ _SSE_EVENT_SCHEMA = {
             "model": ProblemOut,
             "description": "A run is already in progress (`run_in_progress`, `Retry-After`).",
         },
+        429: {
+            "model": ProblemOut,
+            "description": (
+                "A per-user quota is used up (`rate_limited`, `token_budget_exceeded`); headers "
+                "`Retry-After`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`."
+            ),
+        },
         502: {
             "model": ProblemOut,
             "description": "JSON mode: the model failed; `events` holds what the run stored.",
@@ -122,6 +129,7 @@ async def run(
             if strategy is MultitaskStrategy.ENQUEUE
             else None
         ),
+        quota=services.quota_for(uid),
     )
     if _wants_json(request.headers.get("accept", "")):
         return JSONRunResponse(args)
