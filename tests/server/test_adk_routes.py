@@ -39,9 +39,12 @@ async def new_session(client: httpx.AsyncClient, sid: str = "s", **body: Any) ->
 async def test_list_apps_and_version(client: httpx.AsyncClient) -> None:
     listed = await client.get("/adk/list-apps", params={"relative_path": "./"})
     assert listed.status_code == 200
-    assert listed.json() == ["burst", "scripted"]  # the broken app is left out
+    names = listed.json()
+    assert "scripted" in names and "broken" not in names  # an app that failed to load: left out
+    assert names == sorted(names)
     detailed = (await client.get("/adk/list-apps", params={"detailed": "true"})).json()
-    assert detailed["apps"][1] == {
+    assert [a["name"] for a in detailed["apps"]] == names
+    assert detailed["apps"][names.index("scripted")] == {
         "name": "scripted",
         "rootAgentName": "scripted",
         "description": "Answers from a script chosen by the first word of the message.",
@@ -312,3 +315,26 @@ async def test_list_apps_shows_only_the_apps_of_the_key(
         assert (await c.get("/adk/list-apps", headers=headers)).json() == ["scripted"]
         body = {**run_body(), "appName": "burst", "userId": "alice"}
         assert (await c.post("/adk/run_sse", json=body, headers=headers)).status_code == 403
+
+
+# --- quotas -------------------------------------------------------------------------------------
+
+
+async def test_adk_runs_count_against_the_same_quota_as_native_runs(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(run_rate="2/minute") as client:
+        await new_session(client)
+        native = await client.post(
+            "/apps/scripted/users/u/sessions/s:run",
+            json={"newMessage": {"parts": [{"text": "chat"}]}},
+        )
+        assert native.status_code == 200
+        adk = await client.post("/adk/run_sse", json=run_body())
+        assert adk.status_code == 200 and adk.headers["ratelimit-remaining"] == "0"
+        for path in ("/adk/run", "/adk/run_sse"):
+            refused = await client.post(path, json=run_body())
+            assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+            assert refused.headers["retry-after"]
+        events = (await client.get(f"{SESSIONS}/s")).json()["events"]
+        assert len([e for e in events if e["author"] == "user"]) == 2  # not the refused ones
