@@ -249,7 +249,7 @@ def _run_args(
         quota=services.quota_for(body.user_id),
         continue_on_disconnect=body.on_disconnect == "continue",
         request=(
-            body.model_dump(mode="json", exclude_none=True)
+            body.model_dump(mode="json", by_alias=True, exclude_none=True)
             if strategy is MultitaskStrategy.ENQUEUE
             else None
         ),
