@@ -1,7 +1,9 @@
 """Live: `WS /apps/{app}/users/{uid}/sessions/{sid}/live`, bidirectional audio over a WebSocket.
 
-The protocol is HTTP_API.md's "Live WebSocket protocol". Each connection runs three tasks,
-owned by `_LiveConnection.serve` (cancelled and awaited before the route returns):
+The protocol is HTTP_API.md's "Live WebSocket protocol". `serve_live` is the machinery, shared
+with the ADK-compatible `WS /adk/run_live` (`routes/adk.py`): a route only resolves its target
+from the URL and picks a `LiveDialect` (error frames, close codes). Each connection runs three
+tasks, owned by `_LiveConnection.serve` (cancelled and awaited before the route returns):
 
     reader   client frames -> LiveRequestQueue (binary frames are PCM16 16 kHz audio)
     run      Runner.run_live -> outbound queue (one JSON text frame per event)
