@@ -195,6 +195,7 @@ async def ag_ui_run(app: AppName, uid: UserId, request: Request, services: Servi
         create_session=True,
         keepalive_seconds=services.settings.keepalive_seconds,
         strategy=strategy,
+        quota=services.quota_for(uid),
         request=(
             {"agUi": {"threadId": body.thread_id, "runId": body.run_id}}
             if strategy is MultitaskStrategy.ENQUEUE

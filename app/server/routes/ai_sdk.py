@@ -164,6 +164,7 @@ async def chat(app: AppName, uid: UserId, body: ChatRequest, services: ServicesD
         create_session=True,
         keepalive_seconds=services.settings.keepalive_seconds,
         continue_on_disconnect=body.on_disconnect == "continue",
+        quota=services.quota_for(uid),
     )
     return SSERunResponse(args, AiSdkEncoder(invocation_id))
 
