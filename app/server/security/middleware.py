@@ -28,6 +28,9 @@ OPEN_PATHS = frozenset(
 )
 """Paths served without a credential."""
 
+OPEN_PREFIXES = ("/docs/assets/",)
+"""Path prefixes served without a credential (the docs pages' scripts and styles)."""
+
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
@@ -79,7 +82,7 @@ class AuthMiddleware:
         """Return (status, detail) when the caller is refused, else None."""
         path: str = scope["path"]
         authenticator: Authenticator | None = scope["app"].state.services.authenticator
-        if authenticator is None or path in OPEN_PATHS:
+        if authenticator is None or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return None
         credential = credential_from_headers(dict(scope["headers"])) or token
         if credential is None:
