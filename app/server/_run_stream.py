@@ -55,8 +55,8 @@ from app.runs import (
     RunStatus,
 )
 from app.runs.manager import LOST_PROBLEM
-from app.server import _sse
 from app.server.errors import problem_for
+from app.server.wire import NativeEncoder, RunEnd, StreamEncoder
 from app.sessions.fence import fenced
 
 logger = logging.getLogger(__name__)
@@ -369,39 +369,49 @@ class _RunResponse(Response):
 
 
 class SSERunResponse(_RunResponse):
-    """Streams the run as Server-Sent Events (see `_sse`)."""
+    """Streams the run through a protocol's `StreamEncoder` (native `:run` framing by default)."""
 
     media_type = "text/event-stream"
 
+    def __init__(self, args: RunArgs, encoder: StreamEncoder | None = None) -> None:
+        super().__init__(args)
+        self.encoder = encoder if encoder is not None else NativeEncoder()
+
     async def _on_start(self) -> None:
         assert self._send is not None
-        headers = _sse.HEADERS + self.args.run_headers()
+        headers = self.encoder.headers + self.args.run_headers()
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+        opening = self.encoder.open()
+        if opening:
+            await self._send_bytes(opening)
 
     async def _on_event(self, event: Event) -> None:
-        await self._send_bytes(_sse.event_frame(event))
+        data = self.encoder.event(event)
+        if data:
+            await self._send_bytes(data)
 
     async def _on_idle(self) -> None:
         # A run still waiting for its first event commits to 200 here, so that proxies and
         # clients see the stream alive; errors from then on are in-band.
         await self._start()
-        await self._send_bytes(_sse.PING)
+        await self._send_bytes(self.encoder.ping())
 
     async def _on_finish(self, error: BaseException | None) -> None:
-        progress = self.progress
-        tail = b""
-        if error is not None:
-            tail = _sse.error_frame(problem_for(error))
-        reason = "completed" if error is None else "error"
-        tail += _sse.end_frame(self.args.invocation_id, progress.last_seq, reason)
-        assert self._send is not None
-        if not self.disconnected:
-            await self._send({"type": "http.response.body", "body": tail, "more_body": False})
+        if error is None:
+            end = RunEnd(self.args.invocation_id, self.progress.last_seq, "completed")
+        else:
+            problem = problem_for(error)
+            end = RunEnd(self.args.invocation_id, self.progress.last_seq, "error", problem)
+        await self._send_last(self.encoder.close(end))
 
     async def _on_cancelled(self) -> None:
-        frame = _sse.end_frame(self.args.invocation_id, self.progress.last_seq, "cancelled")
+        end = RunEnd(self.args.invocation_id, self.progress.last_seq, "cancelled")
+        await self._send_last(self.encoder.close(end))
+
+    async def _send_last(self, body: bytes) -> None:
         assert self._send is not None
-        await self._send({"type": "http.response.body", "body": frame, "more_body": False})
+        if not self.disconnected:
+            await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class JSONRunResponse(_RunResponse):
@@ -417,6 +427,10 @@ class JSONRunResponse(_RunResponse):
         if not event.partial:
             self._encoded.append(event.to_json().encode())
 
+    def _success_body(self, events: bytes) -> bytes:
+        """The body of a run that completed, from its events as a JSON array."""
+        return b'{"events":' + events + b"}"
+
     async def _on_cancelled(self) -> None:
         await self._on_finish(RunCancelledError("The run was cancelled."))
 
@@ -427,7 +441,7 @@ class JSONRunResponse(_RunResponse):
         if error is None:
             status = 200
             media_type = b"application/json"
-            body = b'{"events":' + events + b"}"
+            body = self._success_body(events)
         else:
             problem = problem_for(error)
             status = problem["status"]

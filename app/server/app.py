@@ -99,6 +99,9 @@ GC_THRESHOLDS = (10_000, 20, 20)
 """`gc.set_threshold` once the app has started (the defaults are 700, 10, 10)."""
 
 
+_UNZIPPED_RUN_PATHS = frozenset({"/adk/run", "/adk/run_sse"})
+
+
 class GZipExceptRunsMiddleware:
     """Gzip large JSON responses (session and event listings), but never a run.
 
@@ -111,7 +114,8 @@ class GZipExceptRunsMiddleware:
         self.gzip = GZipMiddleware(app, minimum_size=minimum_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].endswith(":run"):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if path and not (path.endswith(":run") or path in _UNZIPPED_RUN_PATHS):
             await self.gzip(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -7,7 +7,9 @@ import json
 from google.genai import types
 
 from app.events.event import Event
-from app.server import _sse
+from app.server.wire import RunEnd
+from app.server.wire import native as _sse
+from app.server.wire.encoder import SSE_PING
 
 
 def _event(**fields: object) -> Event:
@@ -36,4 +38,16 @@ def test_error_and_end_frames() -> None:
     assert _sse.end_frame("e-1", 3, "completed") == (
         b'event: end\ndata: {"invocationId":"e-1","lastSeq":3,"reason":"completed"}\n\n'
     )
-    assert _sse.PING == b": ping\n\n"
+    assert SSE_PING == b": ping\n\n"
+
+
+def test_native_encoder_replays_stored_json_as_is_and_closes_with_error_then_end() -> None:
+    encoder = _sse.NativeEncoder()
+    raw = '{"id":"x","seq":4,"author":"agent"}'
+    assert encoder.stored(4, raw) == b"id: 4\ndata: " + raw.encode() + b"\n\n"
+    assert encoder.partial('{"partial":true}') == b'data: {"partial":true}\n\n'
+    tail = encoder.close(RunEnd("e-1", 4, "error", {"code": "model_error"})).decode()
+    assert tail == (
+        'event: error\ndata: {"code":"model_error"}\n\n'
+        'event: end\ndata: {"invocationId":"e-1","lastSeq":4,"reason":"error"}\n\n'
+    )

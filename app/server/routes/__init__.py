@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.server.routes import apps, artifacts, events, health, live, memory, runs, sessions
+from app.server.routes import adk, apps, artifacts, events, health, live, memory, runs, sessions
 
 ROUTERS = [
     health.router,
@@ -13,6 +13,7 @@ ROUTERS = [
     events.router,
     artifacts.router,
     live.router,
+    adk.router,
 ]
 """Routers in registration order (`:run` before the plain session routes)."""
 

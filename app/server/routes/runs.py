@@ -3,7 +3,6 @@ the run as a resource: list, read, follow its events (reattach), cancel."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -11,12 +10,13 @@ from starlette.responses import Response, StreamingResponse
 
 from app.agents import RunConfig, StreamingMode
 from app.events.event import new_invocation_id
-from app.runs import Frame, MultitaskStrategy, RunRecord, RunStatus
-from app.server import _sse
+from app.runs import MultitaskStrategy, RunRecord, RunStatus
 from app.server._run_stream import JSONRunResponse, RunArgs, SSERunResponse
 from app.server.deps import AppName, JsonBody, ServicesDep, SessionId, UserId
 from app.server.schemas import ProblemOut, RunListOut, RunOut, RunRequest, RunResultOut
 from app.server.security.principal import check_client_state, principal_of
+from app.server.wire import NativeEncoder, encode_followed
+from app.server.wire.encoder import SSE_HEADERS
 from app.sessions.base_session_service import decode_page_token, encode_page_token
 
 router = APIRouter(tags=["runs"])
@@ -228,48 +228,12 @@ async def run_events(
     )
     # Pull the first frame here: an unknown run is a 404 before the stream starts.
     first = await anext(frames)
-    headers = {name.decode(): value.decode() for name, value in _sse.HEADERS[1:]}
+    headers = {name.decode(): value.decode() for name, value in SSE_HEADERS[1:]}
     return StreamingResponse(
-        _encode(first, frames, invocation_id), media_type="text/event-stream", headers=headers
+        encode_followed(NativeEncoder(), first, frames),
+        media_type="text/event-stream",
+        headers=headers,
     )
-
-
-async def _encode(
-    first: Frame, frames: AsyncIterator[Frame], invocation_id: str
-) -> AsyncIterator[bytes]:
-    last_seq: int | None = None
-    frame: Frame | None = first
-    try:
-        while frame is not None:
-            if frame.kind == "stored":
-                assert frame.json is not None and frame.seq is not None
-                last_seq = frame.seq
-                yield b"id: %d\ndata: %s\n\n" % (frame.seq, frame.json.encode())
-            elif frame.kind == "partial":
-                assert frame.json is not None
-                yield b"data: " + frame.json.encode() + b"\n\n"
-            elif frame.kind == "ping":
-                yield _sse.PING
-            else:
-                record = frame.record
-                assert record is not None
-                yield _end_frames(record, last_seq)
-                return
-            frame = await anext(frames, None)
-    finally:
-        await frames.aclose()  # type: ignore[attr-defined]
-
-
-def _end_frames(record: RunRecord, last_seq: int | None) -> bytes:
-    reason = {
-        RunStatus.COMPLETED: "completed",
-        RunStatus.CANCELLED: "cancelled",
-    }.get(record.status, "error")
-    frames = b""
-    if record.status is RunStatus.ERROR and record.error:
-        frames = _sse.error_frame(record.error)
-    seq = record.last_seq if record.last_seq is not None else last_seq
-    return frames + _sse.end_frame(record.invocation_id, seq, reason)
 
 
 def _run_out(record: RunRecord) -> RunOut:

@@ -1,4 +1,5 @@
-"""Server-Sent Events framing for runs (see HTTP_API.md, "SSE framing").
+"""Our own `:run` framing (HTTP_API.md, "SSE framing"): `id: <seq>` on stored events,
+`event: error` with a problem, and exactly one `event: end`.
 
 Each frame is built from one already-encoded JSON string, so an event is serialized once.
 JSON text never contains a raw newline, so one `data:` line per frame is enough.
@@ -10,16 +11,28 @@ import json
 from typing import Any
 
 from app.events.event import Event
+from app.server.wire.encoder import RunEnd, StreamEncoder
 
-PING = b": ping\n\n"
-"""Keep-alive comment sent while a run is idle."""
 
-HEADERS: list[tuple[bytes, bytes]] = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
-"""Response headers of every run stream (no proxy buffering, no caching)."""
+class NativeEncoder(StreamEncoder):
+    """The native SSE framing of `:run` and `GET .../runs/{id}/events`."""
+
+    def event(self, event: Event) -> bytes:
+        """Stored events carry `id: <seq>`; partial (unstored) ones do not."""
+        return event_frame(event)
+
+    def stored(self, seq: int, raw: str) -> bytes:
+        """Replay a stored event from its JSON as stored (never re-encoded)."""
+        return b"id: %d\ndata: %s\n\n" % (seq, raw.encode())
+
+    def partial(self, raw: str) -> bytes:
+        """Relay a partial event's JSON as is."""
+        return b"data: " + raw.encode() + b"\n\n"
+
+    def close(self, end: RunEnd) -> bytes:
+        """`event: error` (when the run failed with a problem), then `event: end`."""
+        head = error_frame(end.problem) if end.problem is not None else b""
+        return head + end_frame(end.invocation_id, end.last_seq, end.reason)
 
 
 def event_frame(event: Event) -> bytes:
