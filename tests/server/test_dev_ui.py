@@ -146,3 +146,23 @@ def test_serve_refuses_to_start_without_the_bundle(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "AGENT_SERVICE_DEV_UI_DIR" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_bundle_requests_are_counted_under_one_route(
+    make_client: ClientFactory, bundle: Path
+) -> None:
+    template = 'route="/dev-ui/{path:path}"'
+
+    def count(metrics: str, status: int) -> float:
+        prefix = f'agent_service_http_requests_total{{method="GET",{template},status="{status}"}} '
+        lines = [line for line in metrics.splitlines() if line.startswith(prefix)]
+        return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+    async with make_client(dev_ui_dir=bundle) as client:
+        before = (await client.get("/metrics")).text  # the counters are process-wide
+        for path in ("/dev-ui/", "/dev-ui/main-TEST.js", "/dev-ui/agents", "/dev-ui/x.js"):
+            await client.get(path)
+        after = (await client.get("/metrics")).text
+    assert count(after, 200) - count(before, 200) == 3
+    assert count(after, 404) - count(before, 404) == 1
+    assert "/dev-ui/main-TEST.js" not in after  # never the raw path

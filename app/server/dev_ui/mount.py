@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 MOUNT_PATH = "/dev-ui"
 ADK_PREFIX = "/adk"
@@ -63,8 +63,16 @@ def mount_dev_ui(app: FastAPI, directory: Path) -> None:
 class SinglePageFiles(StaticFiles):
     """Static files; an unknown path without a file extension is a client route: index.html."""
 
+    path = MOUNT_PATH + "/{path:path}"
+    """The route template these requests are counted under (HTTP metrics, spans)."""
+
     def __init__(self, directory: Path) -> None:
         super().__init__(directory=os.fspath(directory), html=True, check_dir=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request, labelled with the mount's route template."""
+        scope["route"] = self
+        await super().__call__(scope, receive, send)
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         """Serve the file, the folder's index.html, or for a client route the app's index.html."""
