@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, WebSocket
 from google.genai import types
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.datastructures import QueryParams
 
 import app as app_package
@@ -65,6 +66,19 @@ from app.server.schemas import ProblemOut
 from app.server.security.principal import ForbiddenError, check_client_state, principal_of
 from app.server.wire.adk import AdkEncoder, error_body
 from app.sessions import GetSessionConfig, Session
+
+
+class AdkArtifactPathConvertor(PathConvertor):
+    """`{name:adk_artifact}`: a path, except the reference's `.../versions[/{v}[/metadata]]`.
+
+    Those suffixes are the version routes of the name before them, so a method they do not
+    have (`DELETE .../a/versions/0`) is a 405, never an action on an artifact `a/versions/0`.
+    """
+
+    regex = r"(?!.*/versions(?:/[^/]*){0,2}$).+"
+
+
+register_url_convertor("adk_artifact", AdkArtifactPathConvertor())
 
 router = APIRouter(prefix="/adk", tags=["adk"])
 
@@ -591,7 +605,7 @@ async def list_artifact_versions(
     return await artifacts.list_versions(app_name=app, user_id=uid, session_id=sid, filename=name)
 
 
-@router.get(_ARTIFACTS + "/{name:path}", responses=_NOT_FOUND)
+@router.get(_ARTIFACTS + "/{name:adk_artifact}", responses=_NOT_FOUND)
 async def load_artifact(
     app: AppName,
     uid: UserId,
@@ -609,7 +623,7 @@ async def load_artifact(
     return _part_json(part)
 
 
-@router.delete(_ARTIFACTS + "/{name:path}", response_model=None)
+@router.delete(_ARTIFACTS + "/{name:adk_artifact}", response_model=None)
 async def delete_artifact(
     app: AppName, uid: UserId, sid: SessionId, name: ArtifactName, artifacts: Artifacts
 ) -> None:
@@ -626,21 +640,21 @@ async def telemetry_config() -> dict[str, bool]:
     return {"telemetry": False}
 
 
-@router.get("/dev/apps/{app}/eval_sets")
+@router.get("/dev/apps/{app}/eval_sets", responses=_NOT_FOUND)
 async def list_eval_sets(app: AppName, registry: Registry) -> list[str]:
     """Evaluation sets: none (evaluation is not served here)."""
     registry.require_known(app)
     return []
 
 
-@router.get("/dev/apps/{app}/eval_results")
+@router.get("/dev/apps/{app}/eval_results", responses=_NOT_FOUND)
 async def list_eval_results(app: AppName, registry: Registry) -> list[str]:
     """Evaluation results: none (evaluation is not served here)."""
     registry.require_known(app)
     return []
 
 
-@router.get("/dev/apps/{app}/debug/trace/session/{sid}")
+@router.get("/dev/apps/{app}/debug/trace/session/{sid}", responses=_NOT_FOUND)
 async def session_trace(app: AppName, sid: SessionId, registry: Registry) -> list[Any]:
     """Trace spans of a session: none (traces go to OpenTelemetry, not to the UI)."""
     registry.require_known(app)
