@@ -3,8 +3,9 @@
 The whole app runs in this process (ASGI transport, `memory://` store, the bench agent), so
 the number is the process's CPU time per run, our code only: no sockets, no Postgres, no
 load generator competing for the cores. Modes alternate round by round (the machine is
-shared and noisy, so each mode goes first in turn) and the fastest and median rounds of each
-mode are reported: the fastest is the one least disturbed by other processes.
+shared and noisy, so each mode goes first in turn); reported: the fastest and median rounds
+of each mode, and the median over rounds of each mode's ratio to "off" in the same round
+(the steadiest figure on a loaded machine).
 
 Traced modes export every span over OTLP/HTTP (protobuf) through the SDK's batch processor to
 a collector stand-in in another process (it decodes each request and counts the spans, so
@@ -174,10 +175,18 @@ async def main(runs: int, rounds: int) -> None:
         for label, pick in (("fastest", min), ("median", statistics.median)):
             values = [pick(results[(m, text)]) for m in MODES]
             off = values[0]
-            cells = [f"{values[0]:.3f}"] + [
-                f"{v:.3f} ({(v / off - 1) * 100:+.0f}%)" for v in values[1:]
-            ]
+            cells = [f"{values[0]:.3f}"]
+            cells += [f"{v:.3f} ({(v / off - 1) * 100:+.0f}%)" for v in values[1:]]
             print(f"| {text} | {label} | " + " | ".join(cells) + " |")
+        # Each round runs every mode back to back: its ratio to that round's "off" cancels the
+        # slow drift of the machine's load; the median of those ratios is the steadiest figure.
+        offs = results[("off", text)]
+        ratios = [
+            statistics.median(m / o for m, o in zip(results[(mode, text)], offs, strict=True))
+            for mode in MODES[1:]
+        ]
+        cells = ["1"] + [f"{(r - 1) * 100:+.1f}%" for r in ratios]
+        print(f"| {text} | median of per-round ratios to off | " + " | ".join(cells) + " |")
 
 
 def _use(mode: str, providers: dict[str, Any]) -> Any:

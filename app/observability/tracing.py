@@ -6,6 +6,11 @@ through a batch processor; `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTE
 and the exporter's own variables apply as the SDK defines them. When off, every function
 here returns at once (no span objects are made).
 
+With an SDK provider the spans are `LeanSpan`s (app.observability.spans) handed to the SDK's
+processors as ordinary `ReadableSpan`s, and `http/protobuf` export encodes them with our
+direct encoder (app.observability.otlp): the SDK's own span objects and encoder cost several
+times more CPU than the run they describe.
+
 Span tree (GenAI semantic conventions):
 
     {METHOD} {route}            SERVER, from the middleware; continues a W3C `traceparent`
