@@ -468,6 +468,10 @@ class JSONRunResponse(_RunResponse):
         if not event.partial:
             self._encoded.append(event.to_json().encode())
 
+    def _success_body(self, events: bytes) -> bytes:
+        """The body of a run that completed, from its events as a JSON array."""
+        return b'{"events":' + events + b"}"
+
     async def _on_cancelled(self) -> None:
         await self._on_finish(RunCancelledError("The run was cancelled."))
 
@@ -478,7 +482,7 @@ class JSONRunResponse(_RunResponse):
         if error is None:
             status = 200
             media_type = b"application/json"
-            body = b'{"events":' + events + b"}"
+            body = self._success_body(events)
         else:
             problem = problem_for(error)
             status = problem["status"]

@@ -180,6 +180,37 @@ def test_the_memory_curl_examples_work_against_the_server(tmp_path: Path) -> Non
     assert found["content"] == expected["content"] and found["author"] == expected["author"]
 
 
+def test_the_adk_curl_examples_work_against_the_server(tmp_path: Path) -> None:
+    """The ADK-compatible API curl calls (create, run_sse, list) against `agent-service serve`."""
+    (calls,) = _curl_blocks("ADK-compatible API")
+    documented = _sse_frames(_next_block(calls).code)
+    commands = re.sub(r"\\\n\s*", " ", calls.code).strip().splitlines()
+    assert [c.split()[0] for c in commands] == ["curl", "curl", "curl"]
+    env = offline_env(
+        {
+            "AGENT_SERVICE_AGENTS_DIR": str(ROOT / "agents"),
+            "AGENT_SERVICE_DATABASE_URL": "memory://",
+        }
+    )
+    server_command = [str(Path(sys.executable).parent / "agent-service"), "serve"]
+    with serve(server_command, env=env, cwd=tmp_path) as server:
+        address = server.base_url.removeprefix("http://")
+        outputs = [
+            _run_shell(command.replace("localhost:8000", address), tmp_path) for command in commands
+        ]
+    created = json.loads(outputs[0])
+    assert created["id"] == "adk1" and created["events"] == []
+    assert outputs[1].endswith("\n\n") and "event:" not in outputs[1] and "id:" not in outputs[1]
+    frames = _sse_frames(outputs[1])
+    assert [list(f) for f in frames] == [list(f) for f in documented] == [["data"]] * 3
+    events = [json.loads(f["data"]) for f in frames]
+    assert events[0]["content"]["parts"][0]["functionCall"]["name"] == "get_weather"
+    assert events[1]["content"]["parts"][0]["functionResponse"]["response"]["forecast"] == "sunny"
+    assert events[2]["content"]["parts"][0]["text"].startswith("Here is what get_weather found")
+    (listed,) = json.loads(outputs[2])
+    assert listed["id"] == "adk1" and listed["events"] == []
+
+
 @pytest.mark.timeout(180)  # a server start and a Node process on a busy machine
 def test_the_ag_ui_examples_work_against_the_server(tmp_path: Path) -> None:
     """The AG-UI section's curl call and HttpAgent snippet, against `agent-service serve`."""

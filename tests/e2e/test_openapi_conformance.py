@@ -36,6 +36,27 @@ CHECKS = ",".join(
 # its Allow lists GET, PATCH and DELETE besides the POST of the `{sid}:run` template.
 
 CONFIG = """\
+# The ADK-compatible routes (first: the first matching entry applies): fuzzing only, as their
+# bodies embed google-genai's Content and Event schemas (thousands of coverage cases); their
+# bad input is tested in tests/server/test_adk_routes.py.
+[[operations]]
+include-path-regex = "^/adk/apps/[{]app[}]/users/[{]uid[}]/sessions([/][{]sid[}])?$"
+parameters = { "path.app" = "scripted" }
+phases.coverage.enabled = false
+
+[[operations]]
+include-path-regex = "^/adk/run"
+phases.coverage.enabled = false
+
+[[operations]]
+include-path-regex = "^/adk/apps/.*/artifacts"
+phases.coverage.enabled = false
+[operations.parameters]
+"path.app" = "scripted"
+"path.uid" = "fuzz"
+"path.sid" = "fuzz"
+"path.name" = "note.txt"
+
 # Sessions of a loaded app, so requests get past the 404 (not GET /apps/{app}: with its one
 # parameter pinned, negative cases could not be generated).
 [[operations]]

@@ -15,6 +15,28 @@ def test_committed_openapi_matches_the_app() -> None:
     )
 
 
+_ADK = "/adk/apps/{app}/users/{uid}/sessions"
+ADK_PATHS = {
+    "/adk/list-apps": {"get"},
+    "/adk/version": {"get"},
+    "/adk/run": {"post"},
+    "/adk/run_sse": {"post"},
+    _ADK: {"get", "post"},
+    _ADK + "/{sid}": {"get", "post", "patch", "delete"},
+    _ADK + "/{sid}/artifacts": {"get", "post"},
+    _ADK + "/{sid}/artifacts/{name}": {"get", "delete"},
+    _ADK + "/{sid}/artifacts/{name}/versions": {"get"},
+    _ADK + "/{sid}/artifacts/{name}/versions/metadata": {"get"},
+    _ADK + "/{sid}/artifacts/{name}/versions/{version_id}": {"get"},
+    _ADK + "/{sid}/artifacts/{name}/versions/{version_id}/metadata": {"get"},
+    "/adk/config/telemetry": {"get"},
+    "/adk/dev/apps/{app}/eval_sets": {"get"},
+    "/adk/dev/apps/{app}/eval_results": {"get"},
+    "/adk/dev/apps/{app}/debug/trace/session/{sid}": {"get"},
+}
+"""The ADK-compatible API (the reference api_server's routes, under `/adk`)."""
+
+
 def test_openapi_documents_every_route_of_the_contract() -> None:
     paths = openapi_document()["paths"]
     base = "/apps/{app}/users/{uid}/sessions"
@@ -41,6 +63,7 @@ def test_openapi_documents_every_route_of_the_contract() -> None:
         "/apps/{app}/users/{uid}/ag-ui": {"post"},
         "/apps/{app}/users/{uid}/ai-sdk/chat": {"post"},
         "/apps/{app}/users/{uid}/ai-sdk/chat/{sid}/stream": {"get"},
+        **ADK_PATHS,
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     run = paths[base + "/{sid}:run"]["post"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.server.routes import (
+    adk,
     ag_ui,
     ai_sdk,
     apps,
@@ -28,6 +29,7 @@ ROUTERS = [
     usage.router,
     ag_ui.router,
     ai_sdk.router,
+    adk.router,
 ]
 """Routers in registration order (`:run` before the plain session routes)."""
 

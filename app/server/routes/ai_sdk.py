@@ -136,6 +136,13 @@ class ChatRequest(_Loose):
             "description": "A run is already in progress (`run_in_progress`, `Retry-After`).",
         },
         422: {"model": ProblemOut, "description": "Bad body: no usable user message, bad id."},
+        429: {
+            "model": ProblemOut,
+            "description": (
+                "A per-user quota is used up (`rate_limited`, `token_budget_exceeded`); headers "
+                "`Retry-After`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`."
+            ),
+        },
         503: {
             "model": ProblemOut,
             "description": "The app failed to load, or the server is draining (`shutting_down`).",

@@ -1,7 +1,9 @@
 """Live: `WS /apps/{app}/users/{uid}/sessions/{sid}/live`, bidirectional audio over a WebSocket.
 
-The protocol is HTTP_API.md's "Live WebSocket protocol". Each connection runs three tasks,
-owned by `_LiveConnection.serve` (cancelled and awaited before the route returns):
+The protocol is HTTP_API.md's "Live WebSocket protocol". `serve_live` is the machinery, shared
+with the ADK-compatible `WS /adk/run_live` (`routes/adk.py`): a route only resolves its target
+from the URL and picks a `LiveDialect` (error frames, close codes). Each connection runs three
+tasks, owned by `_LiveConnection.serve` (cancelled and awaited before the route returns):
 
     reader   client frames -> LiveRequestQueue (binary frames are PCM16 16 kHz audio)
     run      Runner.run_live -> outbound queue (one JSON text frame per event)
@@ -46,7 +48,7 @@ from app.events.event import Event, new_invocation_id
 from app.ids import SESSION_ID_RULE, is_valid_segment_id
 from app.runners import Runner
 from app.runs import CancelReason, RunStatus
-from app.server.deps import ServicesDep
+from app.server.deps import Services, ServicesDep
 from app.server.errors import problem_body, problem_for, status_of
 from app.server.quotas import RunQuota
 from app.server.text_checks import (
@@ -90,30 +92,73 @@ _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no", ""})
 
 
+@dataclass(frozen=True)
+class LiveTarget:
+    """What one live connection serves, resolved from its URL."""
+
+    app: str
+    user_id: str
+    session_id: str
+    run_config: RunConfig
+    create_session: bool = False
+
+
+@dataclass(frozen=True)
+class LiveDialect:
+    """How a live protocol reports errors: its error frame and its close codes."""
+
+    error_frame: Callable[[dict[str, Any]], str]
+    close_code: Callable[[BaseException], int]
+
+
 @router.websocket("/apps/{app}/users/{uid}/sessions/{sid}/live")
 async def live(websocket: WebSocket, app: str, uid: str, sid: str, services: ServicesDep) -> None:
     """Relay a live session between the client and the app's agent; see HTTP_API.md."""
-    # Accept first: close codes (4404, 4400, ...) can only be sent on an open WebSocket.
-    await websocket.accept()
-    runs = services.runs
-    quota = services.quota_for(uid)
-    try:
+
+    def target() -> LiveTarget:
         modalities, create = _parse_query(websocket.query_params)
         for name, value in (("app", app), ("uid", uid), ("sid", sid)):
             _check_id(name, value)
+        return LiveTarget(app, uid, sid, RunConfig(response_modalities=modalities), create)
+
+    await serve_live(websocket, services, target, NATIVE_DIALECT)
+
+
+async def serve_live(
+    websocket: WebSocket,
+    services: Services,
+    resolve: Callable[[], LiveTarget],
+    dialect: LiveDialect,
+) -> None:
+    """Serve one live WebSocket: accept, take the session's run, relay until either side ends.
+
+    `resolve` reads the connection's target from its URL (raising for bad parameters); every
+    setup failure becomes an error frame and a close code of `dialect`. The connection holds
+    the session's run (on every replica) until it closes.
+    """
+    # Accept first: close codes (4404, 4400, ...) can only be sent on an open WebSocket.
+    await websocket.accept()
+    runs = services.runs
+    quota: RunQuota | None = None
+    try:
+        target = resolve()
+        app, uid, sid = target.app, target.user_id, target.session_id
         runner = services.runners.runner(app)
+        quota = services.quota_for(uid)
         if quota is not None:
             await quota.admit()  # a live connection is a run; before anything is stored
-        await _ensure_session(runner, uid, sid, create=create or runner.auto_create_session)
+        create = target.create_session or runner.auto_create_session
+        await _ensure_session(runner, uid, sid, create=create)
         # A live connection is an active run of the session, on every replica.
         active = await runs.begin((app, uid, sid), new_invocation_id(), live=True)
     except Exception as exc:  # noqa: BLE001 - every setup failure becomes a close code
         if quota is not None:
             await _end_quota(quota)
-        await _refuse(websocket, exc)
+        await _refuse(websocket, exc, dialect)
         return
-    run_config = RunConfig(response_modalities=modalities)
-    logger.info("live opened app=%s session=%s modalities=%s", app, sid, ",".join(modalities))
+    run_config = target.run_config
+    modalities = ",".join(run_config.response_modalities or [])
+    logger.info("live opened app=%s session=%s modalities=%s", app, sid, modalities)
     outcome: list[RunStatus] = []
 
     async def release() -> None:
@@ -127,7 +172,9 @@ async def live(websocket: WebSocket, app: str, uid: str, sid: str, services: Ser
 
     try:
         with fenced(active.fence):  # the connection's tasks inherit it
-            connection = _LiveConnection(websocket, runner, uid, sid, run_config, release, quota)
+            connection = _LiveConnection(
+                websocket, runner, uid, sid, run_config, release, dialect, quota
+            )
             reason = await connection.serve()
     except asyncio.CancelledError:
         task = asyncio.current_task()
@@ -213,12 +260,16 @@ def _error_frame(problem: dict[str, Any]) -> str:
     return json.dumps({"error": problem})
 
 
-async def _refuse(websocket: WebSocket, exc: BaseException) -> None:
-    code = close_code(exc)
+NATIVE_DIALECT = LiveDialect(error_frame=_error_frame, close_code=close_code)
+"""Our own live protocol: `{"error": <problem>}` frames, 44xx close codes (HTTP_API.md)."""
+
+
+async def _refuse(websocket: WebSocket, exc: BaseException, dialect: LiveDialect) -> None:
+    code = dialect.close_code(exc)
     if code == CLOSE_INTERNAL:
         logger.error("live setup failed error=%r", exc)
     with contextlib.suppress(Exception):  # the client may already be gone
-        await websocket.send_text(_error_frame(problem_for(exc)))
+        await websocket.send_text(dialect.error_frame(problem_for(exc)))
         await websocket.close(code, _reason(exc))
 
 
@@ -249,9 +300,11 @@ class _LiveConnection:
         session_id: str,
         run_config: RunConfig,
         release: Callable[[], Awaitable[None]],
+        dialect: LiveDialect,
         quota: RunQuota | None = None,
     ) -> None:
         self.ws = websocket
+        self.dialect = dialect
         self.release = release
         self.quota = quota
         self.runner = runner
@@ -308,13 +361,13 @@ class _LiveConnection:
         error = run.exception() if run.done() and not run.cancelled() else None
         if error is not None:
             logger.warning("live run failed session=%s error=%r", self.session_id, error)
-            self._enqueue(_error_frame(problem_for(error)))
+            self._enqueue(self.dialect.error_frame(problem_for(error)))
         if self.overflow.is_set():
             await self._close(CLOSE_TRY_AGAIN, "client too slow: outbound queue full")
             return "slow_client"
         await self._flush(writer)
         if error is not None:
-            await self._close(close_code(error), _reason(error))
+            await self._close(self.dialect.close_code(error), _reason(error))
             return "error"
         await self._close(CLOSE_NORMAL, "")
         return "closed"
@@ -427,7 +480,7 @@ class _LiveConnection:
         self, status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None
     ) -> None:
         extra = {"errors": errors} if errors else {}
-        self._enqueue(_error_frame(problem_body(status, code, detail, **extra)))
+        self._enqueue(self.dialect.error_frame(problem_body(status, code, detail, **extra)))
 
     # --- outbound ---------------------------------------------------------------------------
 

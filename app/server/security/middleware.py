@@ -1,9 +1,10 @@
 """AuthMiddleware: one check in front of every route, bound to the path's app and user.
 
 Matching the raw path (rather than a dependency on each route) covers every route under
-`/apps/{app}/users/{uid}/...` at once: REST, `:run`, events, artifacts, the live WebSocket,
-and routes added later. Everything else needs a valid credential too, except `OPEN_PATHS`.
-The caller is stored as `scope["state"]["principal"]` for routes that filter by it.
+`/apps/{app}/users/{uid}/...` (and the ADK-compatible `/adk/apps/{app}/users/{uid}/...`) at
+once: REST, `:run`, events, artifacts, the live WebSocket, and routes added later. Everything
+else needs a valid credential too, except `OPEN_PATHS`. The caller is stored as
+`scope["state"]["principal"]` for routes that filter by it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
 """Paths served without a credential."""
+
+OPEN_PREFIXES = ("/docs/assets/",)
+"""Path prefixes served without a credential (the docs pages' scripts and styles)."""
+
+QUERY_BOUND_PATHS = frozenset({"/adk/run_live"})
+"""Paths bound to the app and user of their `app_name`/`user_id` query parameters. (`/adk/run`
+and `/adk/run_sse` name them in the body: their route checks them.)"""
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -79,7 +87,7 @@ class AuthMiddleware:
         """Return (status, detail) when the caller is refused, else None."""
         path: str = scope["path"]
         authenticator: Authenticator | None = scope["app"].state.services.authenticator
-        if authenticator is None or path in OPEN_PATHS:
+        if authenticator is None or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return None
         credential = credential_from_headers(dict(scope["headers"])) or token
         if credential is None:
@@ -92,6 +100,8 @@ class AuthMiddleware:
         if principal is None:
             return 401, "The credential is not valid (unknown, revoked or expired)."
         scope.setdefault("state", {})[STATE_KEY] = principal
+        if path in QUERY_BOUND_PATHS:
+            return _check_query(principal, scope)
         return _check_path(principal, path)
 
 
@@ -102,6 +112,18 @@ def _check_path(principal: Principal, path: str) -> tuple[int, str] | None:
     if not principal.may_use_app(match["app"]):
         return 403, "This credential may not use this app."
     uid = match["uid"]
+    if uid is not None and not principal.may_act_for(uid):
+        return 403, "This credential may not act for this user."
+    return None
+
+
+def _check_query(principal: Principal, scope: Scope) -> tuple[int, str] | None:
+    """The ADK live route names its app and user in the query (the last value counts)."""
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    params = dict(pairs)
+    app, uid = params.get("app_name"), params.get("user_id")
+    if app is not None and not principal.may_use_app(app):
+        return 403, "This credential may not use this app."
     if uid is not None and not principal.may_act_for(uid):
         return 403, "This credential may not act for this user."
     return None

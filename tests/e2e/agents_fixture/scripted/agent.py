@@ -12,8 +12,9 @@ boom ...    -> the model fails at once with ModelError (in-band: the message is 
 raise ...   -> the model raises RuntimeError at once (in-band internal)
 loop ...    -> get_weather(...) forever (stopped by maxLlmCalls)
 state ...   -> set_color(color="blue") (a stateDelta), then "Noted: blue."
-ask ...     -> ask_human(question=...) (long-running: the run ends with the call open); the
-               client's function response then gets "Thanks for the answer."
+ask ...     -> ask_human(question=...), a long-running tool that answers at once with a
+               pending status, then "Thanks for the answer." (the `handoff` app leaves its
+               call open instead)
 """
 
 from __future__ import annotations
