@@ -106,6 +106,8 @@ async def close_code(url: str, **options: object) -> tuple[int, str | None]:
     raise AssertionError("unreachable")
 
 
+# Five `agent-service keys` processes, each a cold start of the CLI: slow on a busy machine.
+@pytest.mark.timeout(180)
 async def test_api_keys_over_a_real_server(auth_server: ServerProcess, pg_db_url: str) -> None:
     alice = make_key(pg_db_url, "--user", "alice", "--expires-in", "30d")
     bob = await stored_key(pg_db_url, "bob")
