@@ -4,6 +4,7 @@
     agent-service serve [--host H] [--port P] [--workers N] [--reload]
     agent-service openapi [--out openapi/openapi.json]
     agent-service run APP "message" [--user U] [--session S] [--agents-dir D] [--db]
+    agent-service devui fetch [--version V] [--cache-dir D]
 
 Exit codes: 0 success, 1 "not done" (e.g. `migrate --check` on a database behind head),
 2 bad usage, bad configuration, or an unreachable database.
@@ -48,7 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_migrate(subcommands)
-    add_server_commands(subcommands)  # serve, openapi, run (app/server/cli_commands.py)
+    add_server_commands(subcommands)  # serve, openapi, run, keys, devui (app/server/...)
     return parser
 
 

@@ -6,6 +6,11 @@ through a batch processor; `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTE
 and the exporter's own variables apply as the SDK defines them. When off, every function
 here returns at once (no span objects are made).
 
+With an SDK provider the spans are `LeanSpan`s (app.observability.spans) handed to the SDK's
+processors as ordinary `ReadableSpan`s, and `http/protobuf` export encodes them with our
+direct encoder (app.observability.otlp): the SDK's own span objects and encoder cost several
+times more CPU than the run they describe.
+
 Span tree (GenAI semantic conventions):
 
     {METHOD} {route}            SERVER, from the middleware; continues a W3C `traceparent`
@@ -33,6 +38,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from app.observability.spans import LeanTracer
+
 logger = logging.getLogger(__name__)
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -40,6 +47,7 @@ INSTRUMENTATION_NAME = "agent-service"
 DEFAULT_SERVICE_NAME = "agent-service"
 
 _tracer: trace.Tracer | None = None
+_lean: LeanTracer | None = None
 _capture_content = False
 _configured = False
 _provider: Any = None
@@ -85,11 +93,9 @@ def configure_from_env() -> bool:
 
         exporter = OTLPSpanExporter()
     else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpSpanExporter,
-        )
+        from app.observability.otlp import OTLPHttpSpanExporter
 
-        exporter = HttpSpanExporter()
+        exporter = OTLPHttpSpanExporter()
     # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; without a name
     # there, it says "unknown_service": ours is better.
     resource = Resource.create()
@@ -103,14 +109,26 @@ def configure_from_env() -> bool:
     return True
 
 
-def use_provider(provider: Any, *, capture: bool | None = None) -> None:
+def use_provider(provider: Any, *, capture: bool | None = None, lean: bool = True) -> None:
     """Make spans with `provider` (None: stop); `capture` overrides the content variable.
 
-    Tests pass an SDK `TracerProvider` with an in-memory exporter.
+    Tests pass an SDK `TracerProvider` with an in-memory exporter. With an SDK provider, spans
+    are `LeanSpan`s fed to its pipeline; `lean=False` makes the SDK's own spans instead (the
+    overhead benchmark compares the two).
     """
-    global _tracer, _capture_content, _provider
+    global _tracer, _lean, _capture_content, _provider
     _provider = provider
     _tracer = provider.get_tracer(INSTRUMENTATION_NAME) if provider is not None else None
+    _lean = None
+    if (
+        lean
+        and _tracer is not None
+        and all(
+            hasattr(_tracer, name)
+            for name in ("sampler", "id_generator", "resource", "span_processor")
+        )
+    ):  # the SDK's tracer: make lean spans for its pipeline (app.observability.spans)
+        _lean = LeanTracer(_tracer, INSTRUMENTATION_NAME)
     if capture is None:
         capture = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() == "true"
     _capture_content = capture
@@ -140,7 +158,11 @@ def start_server_span(
         if key in fields:  # ASGI header names are lower-case bytes
             carrier[key.decode("latin-1")] = value.decode("latin-1")
     parent = propagate.extract(carrier) if carrier else None
-    span = _tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+    if _lean is not None:
+        remote = trace.get_current_span(parent).get_span_context() if parent is not None else None
+        span = _lean.start_span(name, remote, SpanKind.SERVER, attributes, parent)
+    else:
+        span = _tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
     token = otel_context.attach(trace.set_span_in_context(span, parent))
     return span, token
 
@@ -184,6 +206,12 @@ def current_ids() -> tuple[str, str] | None:
 
 
 def _start(name: str, parent: Span | None, kind: SpanKind, attributes: dict[str, Any]) -> Span:
+    if _lean is not None:
+        if parent is None:
+            current = otel_context.get_current()
+            parent_context = trace.get_current_span(current).get_span_context()
+            return _lean.start_span(name, parent_context, kind, attributes, current)
+        return _lean.start_span(name, parent.get_span_context(), kind, attributes)
     assert _tracer is not None
     ctx = trace.set_span_in_context(parent) if parent is not None else None
     return _tracer.start_span(name, context=ctx, kind=kind, attributes=attributes)
@@ -254,7 +282,7 @@ def chat_response(span: Span | None, response: Any) -> None:
             attributes["gen_ai.usage.output_tokens"] = output
     if response.finish_reason is not None:
         reason = getattr(response.finish_reason, "value", response.finish_reason)
-        attributes["gen_ai.response.finish_reasons"] = [str(reason).lower()]
+        attributes["gen_ai.response.finish_reasons"] = (str(reason).lower(),)
     if response.model_version:
         attributes["gen_ai.response.model"] = response.model_version
     if response.error_code:

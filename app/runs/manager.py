@@ -28,6 +28,7 @@ from app.errors import (
     ShuttingDownError,
 )
 from app.events.event import Event
+from app.observability import metrics
 from app.runners import Runner
 from app.runs.notify import RunNotifier, Signal
 from app.runs.record import RunRecord, RunStatus, SessionKey
@@ -227,6 +228,7 @@ class RunManager:
             # Queued first, even on an idle session: the queue's order is then the order in
             # which requests reached the database, whoever takes the session in between.
             await self.store.enqueue(key, invocation_id, request)
+            metrics.run_queued(key[0], 1)
             try:
                 while True:
                     if await self.store.queue_head(key) == invocation_id:
@@ -237,6 +239,8 @@ class RunManager:
                 with anyio_shield():
                     await self._leave_queue(key, invocation_id)
                 raise
+            finally:
+                metrics.run_queued(key[0], -1)
         finally:
             self._unsubscribe(key, subscriber)
 
@@ -581,6 +585,7 @@ class RunManager:
         )
         if fence is None:
             return  # sealed by another replica meanwhile
+        metrics.lease_stolen(record.key[0])
         logger.warning(
             "sealing a lost run session=%s invocation=%s owner=%s",
             record.key[2],
@@ -596,6 +601,7 @@ class RunManager:
             self._forget(record.invocation_id)  # expires again: someone retries
             raise
         await self.finish(run, RunStatus.ERROR, error=LOST_PROBLEM)
+        metrics.run_sealed(record.key[0])
 
     def _runner(self, app_name: str) -> Runner | None:
         try:

@@ -32,6 +32,9 @@ from app.runs import (
     SqlRunStore,
 )
 from app.server.deps import Services
+from app.server.dev_ui.bundle import dev_ui_directory
+from app.server.dev_ui.mount import mount_dev_ui
+from app.server.docs_ui import install_docs
 from app.server.drain import Drainer
 from app.server.errors import install_error_handlers
 from app.server.idle_sessions import IdleSessionCloser
@@ -64,11 +67,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=app_package.__version__,
         summary="Run agents and serve them to frontends over HTTP and Server-Sent Events.",
         lifespan=_lifespan(settings),
+        docs_url=None,  # install_docs: the same pages, with assets served here (offline)
+        redoc_url=None,
     )
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)
+    install_docs(app)
+    dev_ui = dev_ui_directory(settings.dev_ui_dir, settings.dev_ui)
+    if dev_ui is not None:
+        mount_dev_ui(app, dev_ui)
     # add_middleware wraps: the last one added is the outermost. CORS goes outside so that
     # 401/403s and 413s carry CORS headers; auth goes inside the body limit (a refused
     # caller's body is never read).

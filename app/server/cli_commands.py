@@ -66,6 +66,10 @@ def add_server_commands(subparsers: Any) -> None:
 
     add_keys_command(subparsers)
 
+    from app.server.dev_ui.cli import add_devui_command
+
+    add_devui_command(subparsers)
+
 
 def logging_config(level: str, log_format: str = "text") -> dict[str, Any]:
     """Return uvicorn's logging config extended to this package's loggers.

@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.errors import ConfigError
+from app.server.dev_ui.bundle import dev_ui_directory
 from app.server.quotas.rates import WindowLimit, parse_window_limit
 
 ENV_PREFIX = "AGENT_SERVICE_"
@@ -77,6 +78,12 @@ class Settings(BaseSettings):
 
     close_idle_sessions_after: float | None = Field(default=None, gt=0)
     """Seconds without activity after which a session is closed into memory (unset: never)."""
+
+    dev_ui: bool = False
+    """Serve the ADK dev UI at `/dev-ui/` from the cache `agent-service devui fetch` fills."""
+
+    dev_ui_dir: Path | None = None
+    """Serve the ADK dev UI at `/dev-ui/` from this folder (wins over `dev_ui`)."""
 
     auth: str = "none"
     """Who may call: `none`, `api_key`, `jwt` or `api_key,jwt` (either credential)."""
@@ -205,4 +212,5 @@ def load_settings() -> Settings:
         name = ENV_PREFIX + match.group(1).upper() if match else str(exc)
         raise ConfigError(f"invalid settings: {name} (expected JSON)") from exc
     check_auth_settings(settings)
+    dev_ui_directory(settings.dev_ui_dir, settings.dev_ui)  # a missing bundle fails here
     return settings

@@ -376,3 +376,14 @@ async def test_busy_thread_is_a_409_before_anything_is_stored(client: httpx.Asyn
         app_name="scripted", user_id="u1", session_id="t-busy"
     )
     assert stored is not None and stored.events == []
+
+
+async def test_the_users_quota_applies_as_on_run(make_client: Any) -> None:
+    async with make_client(run_rate="1/minute") as client:
+        await stream(client, run_input("quota-1", user("m1", "chat")))
+        refused = await client.post(URL, json=run_input("quota-2", user("m2", "chat")))
+        assert_problem(refused, 429, "rate_limited")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.headers["ratelimit-remaining"] == "0"
+        sessions = await client.get("/apps/scripted/users/u1/sessions/quota-2")
+        assert sessions.status_code == 404  # nothing stored

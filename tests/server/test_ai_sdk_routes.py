@@ -19,6 +19,7 @@ from google.genai import types
 from app.events.event import Event
 from app.runs import RunStatus
 
+from .conftest import ClientFactory
 from .helpers import assert_problem, services_of
 
 CHAT = "/apps/scripted/users/u1/ai-sdk/chat"
@@ -389,3 +390,13 @@ async def test_a_client_tool_output_answers_the_open_long_running_call(
     ]
     again = await client.post(CHAT, json=body("c6", user("ask"), answered("Lyon")))
     assert_problem(again, 422, "invalid_request")  # already answered
+
+
+async def test_the_users_quota_applies_as_on_run(make_client: ClientFactory) -> None:
+    async with make_client(run_rate="1/minute") as client:
+        first = await client.post(CHAT, json=body("q1", user("chat")))
+        assert first.status_code == 200 and first.headers["ratelimit-remaining"] == "0"
+        refused = await client.post(CHAT, json=body("q2", user("chat")))
+        assert_problem(refused, 429, "rate_limited")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert (await client.get(f"{SESSIONS}/q2")).status_code == 404  # nothing stored

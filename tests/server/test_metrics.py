@@ -6,20 +6,25 @@ taken after the requests with one taken before.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 
 from app.observability import metrics
+from app.runs import RunStatus
 from app.server.cli_commands import metrics_exposition
 from app.server.settings import Settings
 from app.testing.postgres import free_port
+from tests.conftest import drop_database
 
 from .conftest import ClientFactory
-from .helpers import message
+from .helpers import message, services_of
 
 BASE = "/apps/scripted/users/u1/sessions"
 RUN_ROUTE = "/apps/{app}/users/{uid}/sessions/{sid}:run"
@@ -85,6 +90,70 @@ async def test_metrics_after_chat_tool_model_error_and_404s(client: httpx.AsyncC
     )
     # Raw paths and ids never become label values.
     assert "7f3a9c" not in text and "missing-5be1d2" not in text and 'sid="' not in text
+
+
+async def test_queued_runs_gauge_and_a_lost_runs_lease_steal_and_seal(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = services_of(client).runs
+    for sid in ("q", "lost"):
+        await client.post(BASE, json={"sessionId": sid})
+    queued = asyncio.Event()
+    enqueue = manager.store.enqueue
+
+    async def enqueue_and_tell(*args: Any, **kwargs: Any) -> None:
+        await enqueue(*args, **kwargs)
+        queued.set()
+
+    monkeypatch.setattr(manager.store, "enqueue", enqueue_and_tell)
+    before, _ = await scrape(client)
+    holder = await manager.begin(("scripted", "u1", "q"), "e-holder")  # the session is busy
+    body = {"newMessage": message("chat"), "multitaskStrategy": "enqueue"}
+    waiting = asyncio.create_task(client.post(f"{BASE}/q:run", json=body))
+    await asyncio.wait_for(queued.wait(), 10)
+    while_queued, _ = await scrape(client)
+    await manager.finish(holder, RunStatus.COMPLETED)
+    assert (await asyncio.wait_for(waiting, 10)).status_code == 200
+
+    # A run of a replica that died: running, its lease long expired. The sweep seals it.
+    await manager.store.begin(
+        ("scripted", "u1", "lost"), "e-lost", owner="dead-replica", lease_seconds=-60
+    )
+    await manager.tick()
+    events = await client.get(f"{BASE}/lost/runs/e-lost/events")  # ends when the run has
+    assert events.status_code == 200
+    run = (await client.get(f"{BASE}/lost/runs/e-lost")).json()
+    assert run["status"] == "error" and run["error"]["code"] == "run_lost"
+    after, _ = await scrape(client)
+
+    def delta(samples: Samples, name: str) -> float:
+        return value(samples, name, app="scripted") - value(before, name, app="scripted")
+
+    assert delta(while_queued, "agent_service_queued_runs") == 1
+    assert delta(after, "agent_service_queued_runs") == 0
+    assert delta(after, "agent_service_run_lease_steals_total") == 1
+    assert delta(after, "agent_service_runs_sealed_total") == 1
+
+
+@pytest.mark.postgres
+async def test_database_unavailability_is_counted(
+    make_client: ClientFactory, postgres_url: str, pg_db_url: str
+) -> None:
+    async with make_client(database_url=pg_db_url) as client:
+        assert (await client.post(BASE, json={"sessionId": "s1"})).status_code == 201
+        before, _ = await scrape(client)
+        await drop_database(postgres_url, make_url(pg_db_url).database or "")
+        response = await client.get(f"{BASE}/s1")
+        assert response.status_code == 503, response.text
+        after, _ = await scrape(client)
+    name = "agent_service_database_unavailable_total"
+    store = "agent_service_session_store_duration_seconds_count"
+    for metric in (name, store):
+        assert (
+            value(after, metric, operation="get_session")
+            - value(before, metric, operation="get_session")
+            == 1
+        )
 
 
 async def test_every_family_is_exposed_with_help_and_type(client: httpx.AsyncClient) -> None:

@@ -156,3 +156,30 @@ async def test_budget_check_raises_past_the_budget() -> None:
     quota.tokens = 10
     with pytest.raises(TokenBudgetExceededError):
         quota.check_budget()
+
+
+async def test_every_protocol_over_the_run_machinery_is_limited(
+    make_client: ClientFactory,
+) -> None:
+    """AG-UI and the AI SDK chat share `:run`'s machinery, and so its quotas."""
+    from tests.server.test_ag_ui import run_input, user
+    from tests.server.test_ai_sdk_routes import body as chat_body
+    from tests.server.test_ai_sdk_routes import user as chat_user
+
+    async with make_client(run_rate="2/hour") as client:
+        ag_ui = await client.post(
+            "/apps/scripted/users/u1/ag-ui", json=run_input("t1", user("m1", "chat"))
+        )
+        assert ag_ui.status_code == 200 and ag_ui.headers["ratelimit-remaining"] == "1"
+        chat = "/apps/scripted/users/u1/ai-sdk/chat"
+        first = await client.post(chat, json=chat_body("c1", chat_user("chat")))
+        assert first.status_code == 200 and first.headers["ratelimit-remaining"] == "0"
+        assert_quota_problem(
+            await client.post(chat, json=chat_body("c2", chat_user("chat"))), "rate_limited", 2
+        )
+        refused = await client.post(
+            "/apps/scripted/users/u1/ag-ui", json=run_input("t2", user("m1", "chat"))
+        )
+        assert_quota_problem(refused, "rate_limited", 2)
+        for sid in ("c2", "t2"):  # refused before anything was stored
+            assert (await client.get(f"/apps/scripted/users/u1/sessions/{sid}")).status_code == 404

@@ -159,6 +159,13 @@ _INPUT_SCHEMA = {
             "description": "The thread already has a run in progress (`run_in_progress`).",
         },
         422: {"model": ProblemOut, "description": "Bad input, or no message the thread lacks."},
+        429: {
+            "model": ProblemOut,
+            "description": (
+                "A per-user quota is used up (`rate_limited`, `token_budget_exceeded`); headers "
+                "`Retry-After`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`."
+            ),
+        },
     },
 )
 async def ag_ui_run(app: AppName, uid: UserId, request: Request, services: ServicesDep) -> Response:
@@ -195,6 +202,7 @@ async def ag_ui_run(app: AppName, uid: UserId, request: Request, services: Servi
         create_session=True,
         keepalive_seconds=services.settings.keepalive_seconds,
         strategy=strategy,
+        quota=services.quota_for(uid),
         request=(
             {"agUi": {"threadId": body.thread_id, "runId": body.run_id}}
             if strategy is MultitaskStrategy.ENQUEUE

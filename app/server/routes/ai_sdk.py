@@ -136,6 +136,13 @@ class ChatRequest(_Loose):
             "description": "A run is already in progress (`run_in_progress`, `Retry-After`).",
         },
         422: {"model": ProblemOut, "description": "Bad body: no usable user message, bad id."},
+        429: {
+            "model": ProblemOut,
+            "description": (
+                "A per-user quota is used up (`rate_limited`, `token_budget_exceeded`); headers "
+                "`Retry-After`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`."
+            ),
+        },
         503: {
             "model": ProblemOut,
             "description": "The app failed to load, or the server is draining (`shutting_down`).",
@@ -164,6 +171,7 @@ async def chat(app: AppName, uid: UserId, body: ChatRequest, services: ServicesD
         create_session=True,
         keepalive_seconds=services.settings.keepalive_seconds,
         continue_on_disconnect=body.on_disconnect == "continue",
+        quota=services.quota_for(uid),
     )
     return SSERunResponse(args, AiSdkEncoder(invocation_id))
 

@@ -29,6 +29,9 @@ OPEN_PATHS = frozenset(
 )
 """Paths served without a credential."""
 
+OPEN_PREFIXES = ("/docs/assets/",)
+"""Path prefixes served without a credential (the docs pages' scripts and styles)."""
+
 QUERY_BOUND_PATHS = frozenset({"/adk/run_live"})
 """Paths bound to the app and user of their `app_name`/`user_id` query parameters. (`/adk/run`
 and `/adk/run_sse` name them in the body: their route checks them.)"""
@@ -84,7 +87,7 @@ class AuthMiddleware:
         """Return (status, detail) when the caller is refused, else None."""
         path: str = scope["path"]
         authenticator: Authenticator | None = scope["app"].state.services.authenticator
-        if authenticator is None or path in OPEN_PATHS:
+        if authenticator is None or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return None
         credential = credential_from_headers(dict(scope["headers"])) or token
         if credential is None:
