@@ -22,13 +22,18 @@ import pytest
 from tests.conftest import asyncpg_dsn, create_database, drop_database, run_async
 
 from .conftest import AGENT_SERVICE, ServerProcess, start_server, stop_server, wait_healthy
+from .history import SESSIONS, assert_well_formed
+from .history import calls as _calls
+from .history import message as _message
+from .history import responses as _responses
+from .history import stored_events as _events
 from .sse import Frame, frames
 
 LEASE_SECONDS = 3.0
 DRAIN_SECONDS = 2.0
 WAIT_SECONDS = 20.0
+SATURATING_REQUESTS = 80
 SERVE = [str(AGENT_SERVICE), "serve", "--host", "127.0.0.1", "--port"]
-SESSIONS = "/apps/scripted/users/u/sessions"
 
 
 @pytest.fixture(scope="module")
@@ -82,49 +87,6 @@ async def clients(
         httpx.AsyncClient(base_url=b.base_url, timeout=WAIT_SECONDS, limits=limits) as http_b,
     ):
         yield http_a, http_b
-
-
-def _message(text: str) -> dict[str, Any]:
-    return {"role": "user", "parts": [{"text": text}]}
-
-
-async def _events(http: httpx.AsyncClient, sid: str) -> list[dict[str, Any]]:
-    response = await http.get(f"{SESSIONS}/{sid}/events")
-    assert response.status_code == 200, response.text
-    events: list[dict[str, Any]] = response.json()["events"]
-    return events
-
-
-def _calls(event: dict[str, Any]) -> list[dict[str, Any]]:
-    parts = (event.get("content") or {}).get("parts") or []
-    return [p["functionCall"] for p in parts if "functionCall" in p]
-
-
-def _responses(event: dict[str, Any]) -> list[dict[str, Any]]:
-    parts = (event.get("content") or {}).get("parts") or []
-    return [p["functionResponse"] for p in parts if "functionResponse" in p]
-
-
-def assert_well_formed(events: list[dict[str, Any]]) -> list[str]:
-    """Check what a model needs of a history; return the invocations in order.
-
-    `seq` is contiguous from 1, every function call is answered by the very next event, and
-    the events of one invocation are never interleaved with another's.
-    """
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    order: list[str] = []
-    for index, event in enumerate(events):
-        invocation = event["invocationId"]
-        if not order or order[-1] != invocation:
-            assert invocation not in order, f"invocation {invocation} interleaved at {index}"
-            order.append(invocation)
-        calls = _calls(event)
-        if calls:
-            assert index + 1 < len(events), f"call left unanswered: {calls}"
-            answers = {r["id"] for r in _responses(events[index + 1])}
-            assert {c["id"] for c in calls} == answers
-            assert events[index + 1]["invocationId"] == invocation
-    return order
 
 
 async def _read_until_call(response: httpx.Response) -> tuple[AsyncIterator[Frame], Frame]:
@@ -258,6 +220,60 @@ async def test_reattach_on_the_other_replica_gets_the_missing_events_then_live_o
     async with http_a.stream("GET", url, params={"after": "2"}) as response:
         seen, end = await _end(frames(response))
     assert [f.id for f in seen] == ["3", "4"] and end["reason"] == "completed"
+
+
+async def _lock_waiters(db_url: str, at_least: int) -> None:
+    """Wait until `at_least` backends wait for a lock (no notification exists for that)."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    connection = await asyncpg.connect(asyncpg_dsn(db_url))  # outside any transaction: a
+    try:  # transaction would see one snapshot of pg_stat_activity
+        async with asyncio.timeout(WAIT_SECONDS):
+            while await connection.fetchval(query) < at_least:
+                await asyncio.sleep(0.02)
+    finally:
+        await connection.close()
+
+
+async def test_a_run_keeps_its_lease_while_its_replicas_request_pool_is_saturated(
+    replica_db_url: str, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    http_a, http_b = clients
+    await http_a.post(SESSIONS, json={"sessionId": "saturated"})
+    body = {"newMessage": _message("slow")}
+    async with http_a.stream("POST", f"{SESSIONS}/saturated:run", json=body) as response:
+        invocation = response.headers["x-invocation-id"]
+        stream, _ = await _read_until_call(response)
+        blocker = await asyncpg.connect(asyncpg_dsn(replica_db_url))
+        try:
+            lock = blocker.transaction()
+            await lock.start()
+            await blocker.execute("LOCK TABLE artifacts IN ACCESS EXCLUSIVE MODE")
+            # 80 requests take every connection of replica A's pool (30 + 10 overflow) and
+            # wait on the lock, or wait for a connection (longer than a lease). At least 15
+            # reach the lock (the session store keeps at most 25 of the pool for itself).
+            stuck = [
+                asyncio.create_task(http_a.get(f"{SESSIONS}/saturated/artifacts"))
+                for _ in range(SATURATING_REQUESTS)
+            ]
+            await _lock_waiters(replica_db_url, 10)
+            # Replica B follows the run: the stream ends if B seals it as lost.
+            url = f"{SESSIONS}/saturated/runs/{invocation}/events"
+            async with http_b.stream("GET", url, params={"after": "2"}) as attached:
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(2 * LEASE_SECONDS + 1):
+                        await _end(frames(attached))
+            await lock.rollback()
+        finally:
+            await blocker.close()
+        assert [r.status_code for r in await asyncio.gather(*stuck)] == [200] * len(stuck)
+
+        cancelled = await http_b.post(
+            f"{SESSIONS}/saturated/runs/{invocation}:cancel", params={"wait": "true"}
+        )
+        assert cancelled.json()["status"] == "cancelled"  # it was still running, not lost
+        _, end = await _end(stream)
+        assert end["reason"] == "cancelled"
+    assert_well_formed(await _events(http_b, "saturated"))
 
 
 async def test_a_killed_replicas_run_is_sealed_after_its_lease(
