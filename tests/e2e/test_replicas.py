@@ -7,6 +7,7 @@ sealing of a killed replica's run once its (short) lease expires, and the drain 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -18,6 +19,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import asyncpg_dsn, create_database, drop_database, run_async
 
@@ -222,6 +226,37 @@ async def test_reattach_on_the_other_replica_gets_the_missing_events_then_live_o
     assert [f.id for f in seen] == ["3", "4"] and end["reason"] == "completed"
 
 
+def _live_url(server: ServerProcess, sid: str) -> str:
+    base = server.base_url.replace("http://", "ws://", 1)
+    return f"{base}{SESSIONS}/{sid}/live?modalities=TEXT"
+
+
+async def _close_of(ws: ClientConnection) -> tuple[int | None, list[dict[str, Any]]]:
+    """Read until the server closes; return its close code and the frames before."""
+    received: list[dict[str, Any]] = []
+    async with asyncio.timeout(WAIT_SECONDS):
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                received.append(json.loads(await ws.recv()))
+    return ws.close_code, received
+
+
+async def test_a_live_reconnect_on_either_replica_right_after_a_clean_close_is_accepted(
+    replicas: tuple[ServerProcess, ServerProcess],
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    http_a, _ = clients
+    await http_a.post(SESSIONS, json={"sessionId": "live"})
+    for index in range(6):
+        async with ws_connect(_live_url(replicas[index % 2], "live")) as ws:
+            await ws.send(json.dumps({"close": True}))
+            code, received = await _close_of(ws)
+        assert (code, received) == (1000, [])
+    # The session was taken by each connection in turn, and is free again.
+    runs = (await http_a.get(f"{SESSIONS}/live/runs", params={"pageSize": 100})).json()["runs"]
+    assert len(runs) == 6 and {r["status"] for r in runs} == {"completed"}
+
+
 async def _lock_waiters(db_url: str, at_least: int) -> None:
     """Wait until `at_least` backends wait for a lock (no notification exists for that)."""
     query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
@@ -336,7 +371,7 @@ async def test_sigterm_drains_runs_then_cancels_the_rest(
     draining_server: ServerProcess, pg_db_url: str
 ) -> None:
     async with httpx.AsyncClient(base_url=draining_server.base_url, timeout=WAIT_SECONDS) as http:
-        for sid in ("short", "long", "late"):
+        for sid in ("short", "long", "late", "live"):
             await http.post(SESSIONS, json={"sessionId": sid})
         async with (
             http.stream(
@@ -348,8 +383,14 @@ async def test_sigterm_drains_runs_then_cancels_the_rest(
         ):
             short_stream, _ = await _read_until_call(short)
             long_stream, long_call = await _read_until_call(long)
+            live = await ws_connect(_live_url(draining_server, "live"))
+            await live.send(json.dumps({"content": _message("chat")}))
+            assert json.loads(await live.recv())  # the connection holds its session
             draining_server.process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
+            # The live socket is closed at once with 1012 (reconnect elsewhere).
+            code, _ = await _close_of(live)
+            assert code == 1012
 
             ready = await http.get("/readyz")
             assert ready.status_code == 503 and ready.json()["code"] == "shutting_down"
@@ -374,6 +415,7 @@ async def test_sigterm_drains_runs_then_cancels_the_rest(
     finally:
         await connection.close()
     assert [(r["session_id"], r["status"]) for r in rows] == [
+        ("live", "completed"),  # a live connection's run ends when the socket does
         ("long", "cancelled"),
         ("short", "completed"),
     ]
