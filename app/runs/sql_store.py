@@ -48,6 +48,19 @@ ON CONFLICT (app_name, user_id, session_id, invocation_id) DO UPDATE
 RETURNING fence, create_time
 """
 
+# Queue a run. The session row's lock orders concurrent enqueues on one session, and the
+# database clock read under it makes `create_time` (the queue's order) the commit order: a run
+# that found itself at the head of the queue cannot see an older one committed after it.
+_PG_ENQUEUE_RAW = """
+WITH s AS (
+  SELECT 1 FROM sessions WHERE app_name = $1 AND user_id = $2 AND id = $3 FOR UPDATE)
+INSERT INTO runs (app_name, user_id, session_id, invocation_id, status, create_time,
+                  cancel_requested, request)
+SELECT $1, $2, $3, $4, 'queued', extract(epoch FROM clock_timestamp())::float8, false, $5
+  FROM s
+RETURNING 1
+"""
+
 # $5 status, $6 end time, $7 error JSON, $8 last seq (NULL: keep), $9 fence; with `announce`,
 # $10 the channel and $11 the payload of a NOTIFY sent in the same statement when it ended it.
 _PG_FINISH_UPDATE = """
@@ -205,6 +218,13 @@ class SqlRunStore(RunStore):
     async def enqueue(self, key: SessionKey, invocation_id: str, request: dict[str, Any]) -> None:
         """See `RunStore.enqueue`."""
         app_name, user_id, session_id = key
+        if self._postgres:
+            row = await self._service.postgres_fetchrow(
+                _PG_ENQUEUE_RAW, *key, invocation_id, json.dumps(request)
+            )
+            if row is None:
+                raise SessionNotFoundError(session_id)
+            return
         try:
             async with self._write() as conn:
                 await conn.execute(

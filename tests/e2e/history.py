@@ -15,10 +15,15 @@ def message(text: str) -> dict[str, Any]:
 
 
 async def stored_events(http: httpx.AsyncClient, sid: str) -> list[dict[str, Any]]:
-    """Return the session's stored events (GET .../events)."""
-    response = await http.get(f"{SESSIONS}/{sid}/events")
-    assert response.status_code == 200, response.text
-    events: list[dict[str, Any]] = response.json()["events"]
+    """Return the session's stored events (GET .../events, every page)."""
+    events: list[dict[str, Any]] = []
+    after: int | None = 0
+    while after is not None:
+        response = await http.get(f"{SESSIONS}/{sid}/events", params={"after": after})
+        assert response.status_code == 200, response.text
+        page = response.json()
+        events += page["events"]
+        after = page.get("nextAfter")
     return events
 
 

@@ -33,6 +33,8 @@ from .history import responses as _responses
 from .history import stored_events as _events
 from .sse import Frame, frames
 
+pytestmark = pytest.mark.timeout(180)  # start-up and 100-run tests on a loaded machine
+
 LEASE_SECONDS = 3.0
 DRAIN_SECONDS = 2.0
 WAIT_SECONDS = 20.0
@@ -154,10 +156,10 @@ async def test_enqueued_runs_on_two_replicas_complete_in_arrival_order(
             seen, end = await _end(frames(response))
             return response, seen, end
 
-    results = await asyncio.gather(*(run(i) for i in range(20)))
+    results = await asyncio.gather(*(run(i) for i in range(100)))
     assert all(end["reason"] == "completed" for _, _, end in results)
     order = assert_well_formed(await _events(http_a, "queue"))
-    assert len(order) == 20
+    assert len(order) == 100
     runs = (await http_b.get(f"{SESSIONS}/queue/runs", params={"pageSize": 100})).json()["runs"]
     arrival = [r["invocationId"] for r in reversed(runs)]  # newest first -> oldest first
     assert order == arrival
