@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import itertools
 import logging
 import time
 import uuid
@@ -125,6 +126,8 @@ class RunManager:
         self._subscribers: dict[SessionKey, set[_Subscriber]] = {}
         self._unsealed: list[tuple[ActiveRun, RunStatus, dict[str, Any] | None]] = []
         self._tickers: list[asyncio.Task[None]] = []
+        self._ticks = itertools.count()
+        self._head_reads: dict[SessionKey, tuple[int, asyncio.Future[str | None]]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self.draining = False
@@ -235,7 +238,7 @@ class RunManager:
             await self.store.enqueue(key, invocation_id, request)
             try:
                 while True:
-                    if await self.store.queue_head(key) == invocation_id:
+                    if await self._queue_head(key, since=next(self._ticks)) == invocation_id:
                         with contextlib.suppress(RunInProgressError):
                             return await self._take(key, invocation_id)
                     await self._wait_for_turn(key, invocation_id, subscriber)
@@ -245,6 +248,28 @@ class RunManager:
                 raise
         finally:
             self._unsubscribe(key, subscriber)
+
+    async def _queue_head(self, key: SessionKey, *, since: int) -> str | None:
+        """Read the session's queue head, sharing a read that started after `since`.
+
+        A run's end wakes every run queued on the session; they read the head once per
+        replica instead of once each. A read is shared only with waiters that were woken (or
+        enqueued) before it started, so none of them acts on a state older than its wake-up.
+        """
+        read = self._head_reads.get(key)
+        if read is None or read[0] < since:
+            future = asyncio.ensure_future(self.store.queue_head(key))
+            read = (next(self._ticks), future)
+            self._head_reads[key] = read
+
+            def done(finished: asyncio.Future[str | None], entry: Any = read) -> None:
+                if self._head_reads.get(key) is entry:
+                    del self._head_reads[key]
+                if not finished.cancelled():
+                    finished.exception()  # retrieved: a waiter may have left meanwhile
+
+            future.add_done_callback(done)
+        return await asyncio.shield(read[1])
 
     async def _wait_for_turn(
         self, key: SessionKey, invocation_id: str, subscriber: _Subscriber
