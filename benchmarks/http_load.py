@@ -9,6 +9,12 @@ warning on the same event loop and HTTP parser as the ADK run (asyncio + h11), s
     .venv/bin/python benchmarks/http_load.py                   # W1, W2 at c=1,8,32 and W4
     .venv/bin/python benchmarks/http_load.py --duration 5 --workloads w1
 
+Issue 10's figures in one command: `--adk-python` (the reference measured in the same run)
+and `--runs-latency` (cross-replica cancel and 1,000-event reattach, `runs_latency.py`):
+
+    BENCH_ADK_DIR=<bench-adk copy> .venv/bin/python benchmarks/http_load.py \
+        --adk-python <bench-adk copy>/.venv-adk/bin/python --runs-latency
+
 Writes the raw loadgen JSON to benchmarks/results/ and the table to
 benchmarks/RESULTS-http_load.md.
 """
@@ -83,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         help="python of a google-adk venv (bench-adk/requirements-adk.txt): measure the ADK "
         "server right after ours, on the same Postgres, for side-by-side ratios",
     )
+    parser.add_argument(
+        "--runs-latency",
+        action="store_true",
+        help="then measure a cross-replica cancel and a 1,000-event reattach on two replicas "
+        "(benchmarks/runs_latency.py) and add them to the table",
+    )
+    parser.add_argument("--cancels", type=int, default=30, help="with --runs-latency")
+    parser.add_argument("--replays", type=int, default=10, help="with --runs-latency")
     parser.add_argument("--label", default="ours")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS md")
     parser.add_argument("--py-spy", type=Path, help="record a py-spy raw profile of the server")
@@ -151,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.adk_python:
             results["adk"] = _measure_adk(cluster, args, stamp)
             out.write_text(json.dumps(results, indent=1))  # so that --render reproduces it
+        if args.runs_latency:
+            import runs_latency  # benchmarks/ is on sys.path when run as a script
+
+            results["runs_latency"] = asyncio.run(runs_latency.measure(args.cancels, args.replays))
+            out.write_text(json.dumps(results, indent=1))
         table = render(results, args, failed_runs=failed)
         print(table)
         if not args.no_write:
@@ -346,6 +365,32 @@ def _measured_adk(adk: dict[str, Any]) -> dict[tuple[str, int], str]:
     return cells
 
 
+# Issue 10's goal: server CPU per chat / tool run at most 10% above these (ms, 2 Dec).
+CPU_GOAL_BASE = {"w1": 0.86, "w2": 1.43}
+
+
+def _goal_lines(results: dict[str, Any]) -> list[str]:
+    """Server CPU per run against issue 10's goal, per measured level."""
+    cells = []
+    for wl, base in CPU_GOAL_BASE.items():
+        for row in results.get(wl, []):
+            cpu = row["server_cpu_ms_per_run"]
+            if cpu:
+                verdict = "ok" if cpu <= base * 1.1 else "over"
+                cells.append(
+                    f"{wl.upper()} c={row['concurrency']}: {cpu} ms ({cpu / base - 1:+.0%}, "
+                    f"{verdict})"
+                )
+    if not cells:
+        return []
+    return [
+        "",
+        "Server CPU per run against the goal (at most 10% above 0.86 ms chat, 1.43 ms tool): "
+        + "; ".join(cells)
+        + ".",
+    ]
+
+
 def _uvicorn_http(http: str) -> str:
     """uvicorn's `--http` for our choice: our coalescing protocols, or uvicorn's own."""
     if http.startswith("uvicorn-"):
@@ -412,6 +457,15 @@ def render(results: dict[str, Any], args: argparse.Namespace, *, failed_runs: in
                 f"{r['sse_events_per_s']} SSE events/s"
                 for r in w4
             ),
+        ]
+    lines += _goal_lines(results)
+    if results.get("runs_latency"):
+        lines += [
+            "",
+            "Runs across replicas (`--runs-latency`, `benchmarks/runs_latency.py`: two "
+            "`agent-service serve` on a throwaway Postgres, the `scripted` test app):",
+            "",
+            *(f"- {line}" for line in results["runs_latency"]),
         ]
     rss0 = meta.get("server_rss_kib_start") or 0
     rss1 = meta.get("server_rss_kib_end") or 0

@@ -11,6 +11,8 @@ serving the `scripted` test app (tests/e2e/agents_fixture), then measures:
   with `GET .../runs/{id}/events?after=0` until `end`.
 
     .venv/bin/python benchmarks/runs_latency.py [--cancels 30] [--replays 10]
+
+`benchmarks/http_load.py --runs-latency` runs it after the HTTP load, in the same command.
 """
 
 from __future__ import annotations
@@ -34,11 +36,17 @@ SESSIONS = "/apps/scripted/users/bench/sessions"
 
 
 async def main() -> None:
+    """Measure and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cancels", type=int, default=30)
     parser.add_argument("--replays", type=int, default=10)
     parser.add_argument("--llm-calls", type=int, default=500, help="~2 events per call")
     args = parser.parse_args()
+    print("\n".join(await measure(args.cancels, args.replays, args.llm_calls)))
+
+
+async def measure(cancels: int = 30, replays: int = 10, llm_calls: int = 500) -> list[str]:
+    """Start a throwaway Postgres and two replicas, measure, return one line per figure."""
     cluster = PostgresCluster.start_new()
     servers: list[subprocess.Popen[bytes]] = []
     try:
@@ -54,10 +62,12 @@ async def main() -> None:
             httpx.AsyncClient(base_url=bases[0], timeout=60) as a,
             httpx.AsyncClient(base_url=bases[1], timeout=60) as b,
         ):
-            cancels = [await _cancel_once(a, b, i) for i in range(args.cancels)]
-            replay, count = await _reattach(a, b, args.llm_calls, args.replays)
-        print(f"cross-replica cancel (n={len(cancels)}): {_summary(cancels)}")
-        print(f"reattach replaying {count} events (n={len(replay)}): {_summary(replay)}")
+            timings = [await _cancel_once(a, b, i) for i in range(cancels)]
+            replay, count = await _reattach(a, b, llm_calls, replays)
+        return [
+            f"cross-replica cancel (n={len(timings)}): {_summary(timings)}",
+            f"reattach replaying {count} events (n={len(replay)}): {_summary(replay)}",
+        ]
     finally:
         for server in servers:
             server.terminate()

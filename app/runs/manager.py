@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +126,9 @@ class RunManager:
         self._local: dict[str, ActiveRun] = {}
         self._subscribers: dict[SessionKey, set[_Subscriber]] = {}
         self._unsealed: list[tuple[ActiveRun, RunStatus, dict[str, Any] | None]] = []
-        self._ticker: asyncio.Task[None] | None = None
+        self._tickers: list[asyncio.Task[None]] = []
+        self._ticks = itertools.count()
+        self._head_reads: dict[SessionKey, tuple[int, asyncio.Future[str | None]]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self.draining = False
@@ -136,15 +139,21 @@ class RunManager:
     async def start(self) -> None:
         """Listen for signals and start renewing leases and sweeping expired runs."""
         await self.notifier.start(self._on_signal)
-        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        loop = asyncio.get_running_loop()
+        # Two loops: sealing a lost run goes through the request pool and may wait there, and
+        # that must never delay the renewal of this replica's own leases.
+        self._tickers = [
+            loop.create_task(self._every_third_lease(self.renew_leases, "renewal")),
+            loop.create_task(self._every_third_lease(self.sweep, "sweep")),
+        ]
 
     async def close(self) -> None:
         """Stop the background work (runs still driven by requests end with them)."""
-        if self._ticker is not None:
-            self._ticker.cancel()
+        for ticker in self._tickers:
+            ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+                await ticker
+        self._tickers = []
         await self.notifier.close()
         await self.store.close()
 
@@ -231,7 +240,7 @@ class RunManager:
             metrics.run_queued(key[0], 1)
             try:
                 while True:
-                    if await self.store.queue_head(key) == invocation_id:
+                    if await self._queue_head(key, since=next(self._ticks)) == invocation_id:
                         with contextlib.suppress(RunInProgressError):
                             return await self._take(key, invocation_id)
                     await self._wait_for_turn(key, invocation_id, subscriber)
@@ -243,6 +252,28 @@ class RunManager:
                 metrics.run_queued(key[0], -1)
         finally:
             self._unsubscribe(key, subscriber)
+
+    async def _queue_head(self, key: SessionKey, *, since: int) -> str | None:
+        """Read the session's queue head, sharing a read that started after `since`.
+
+        A run's end wakes every run queued on the session; they read the head once per
+        replica instead of once each. A read is shared only with waiters that were woken (or
+        enqueued) before it started, so none of them acts on a state older than its wake-up.
+        """
+        read = self._head_reads.get(key)
+        if read is None or read[0] < since:
+            future = asyncio.ensure_future(self.store.queue_head(key))
+            read = (next(self._ticks), future)
+            self._head_reads[key] = read
+
+            def done(finished: asyncio.Future[str | None], entry: Any = read) -> None:
+                if self._head_reads.get(key) is entry:
+                    del self._head_reads[key]
+                if not finished.cancelled():
+                    finished.exception()  # retrieved: a waiter may have left meanwhile
+
+            future.add_done_callback(done)
+        return await asyncio.shield(read[1])
 
     async def _wait_for_turn(
         self, key: SessionKey, invocation_id: str, subscriber: _Subscriber
@@ -544,25 +575,47 @@ class RunManager:
 
     # Leases.
 
-    async def _tick_forever(self) -> None:
+    async def _every_third_lease(self, work: Callable[[], Awaitable[None]], name: str) -> None:
         interval = max(self.lease_seconds / 3, 0.05)
         while True:
             await asyncio.sleep(interval)  # the lease clock: renewal is periodic by nature
             try:
-                await self.tick()
+                await work()
             except DatabaseUnavailableError as exc:
-                logger.warning("run lease upkeep skipped (database unavailable) error=%s", exc)
+                logger.warning("run lease %s skipped (database unavailable) error=%s", name, exc)
             except Exception:
-                logger.exception("run lease upkeep failed")
+                logger.exception("run lease %s failed", name)
 
     async def tick(self) -> None:
         """Renew this replica's leases, store run ends the database missed, seal lost runs."""
+        await self.renew_leases()
+        await self.sweep()
+
+    async def renew_leases(self) -> None:
+        """Extend the lease of every run this replica drives."""
         running = [run.invocation_id for run in self._local.values()]
+        # Runs that ended while the database was away keep their lease until their end is
+        # stored (by the sweep, as soon as it answers), rather than being sealed as lost.
+        running += [run.invocation_id for run, _, _ in self._unsealed]
         await self.store.renew(self.replica_id, running, self.lease_seconds)
+
+    async def sweep(self) -> None:
+        """Store run ends the database missed, then seal the runs whose lease expired."""
         while self._unsealed:
             run, status, error = self._unsealed[0]
-            with contextlib.suppress(RunInProgressError):
+            try:
                 await self.answer_open_calls(run, CANCELLED_RESPONSE)
+            except DatabaseUnavailableError:
+                raise  # kept for the next sweep
+            except AgentServiceError as exc:
+                # Sealed by another replica meanwhile (run_lost), or the session is gone:
+                # nothing left to answer, and the finish below changes nothing then.
+                logger.info(
+                    "run end after an outage: calls not answered session=%s invocation=%s code=%s",
+                    run.key[2],
+                    run.invocation_id,
+                    exc.code,
+                )
             await self.store.finish(
                 run.key,
                 run.invocation_id,

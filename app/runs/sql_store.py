@@ -22,8 +22,12 @@ from app.runs._tables import events, runs, sessions
 from app.runs.record import RunRecord, RunStatus, SessionKey, decode_json
 from app.runs.store import Cursor, RunStore
 from app.sessions import DatabaseSessionService
+from app.sessions._engine import create_engine, transaction_engine
 
 _RUNNING = RunStatus.RUNNING.value
+
+UPKEEP_CONNECTIONS = 2
+"""Connections of the lease upkeep's own pool (Postgres): renewal, and the sweep."""
 
 # Postgres: take the session and record the run in one statement. The UPDATE locks the
 # session row, so concurrent begins on one session queue here; the second one's INSERT then
@@ -42,6 +46,19 @@ ON CONFLICT (app_name, user_id, session_id, invocation_id) DO UPDATE
        fence = excluded.fence, start_time = excluded.start_time, end_time = NULL,
        error = NULL, cancel_requested = false, request = NULL
 RETURNING fence, create_time
+"""
+
+# Queue a run. The session row's lock orders concurrent enqueues on one session, and the
+# database clock read under it makes `create_time` (the queue's order) the commit order: a run
+# that found itself at the head of the queue cannot see an older one committed after it.
+_PG_ENQUEUE_RAW = """
+WITH s AS (
+  SELECT 1 FROM sessions WHERE app_name = $1 AND user_id = $2 AND id = $3 FOR UPDATE)
+INSERT INTO runs (app_name, user_id, session_id, invocation_id, status, create_time,
+                  cancel_requested, request)
+SELECT $1, $2, $3, $4, 'queued', extract(epoch FROM clock_timestamp())::float8, false, $5
+  FROM s
+RETURNING 1
 """
 
 # $5 status, $6 end time, $7 error JSON, $8 last seq (NULL: keep), $9 fence; with `announce`,
@@ -82,10 +99,22 @@ class SqlRunStore(RunStore):
         self._postgres = self._engine.dialect.name == "postgresql"
         self.announces_inline = self._postgres
         self._unique_violation: type[Exception] = sa_exc.IntegrityError
+        self._upkeep_engine = self._engine
         if self._postgres:
             import asyncpg
 
             self._unique_violation = asyncpg.UniqueViolationError
+            # Lease upkeep has its own connections: behind a saturated request pool a renewal
+            # would wait for a connection (up to the pool timeout, longer than a lease) and
+            # another replica would seal a run that is alive and well.
+            self._upkeep_engine = create_engine(
+                self._engine.url,
+                pool_size=UPKEEP_CONNECTIONS,
+                max_overflow=0,
+                pool_pre_ping=True,  # one round trip per lease third; survives a restart
+                connect_args={"server_settings": {"application_name": "agent-service-runs"}},
+            )
+        self._upkeep_tx_engine = transaction_engine(self._upkeep_engine)
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -96,6 +125,21 @@ class SqlRunStore(RunStore):
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         async with self._service.database_errors(), self._tx_engine.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def _upkeep_read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._service.database_errors(), self._upkeep_engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _upkeep_write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._service.database_errors(), self._upkeep_tx_engine.begin() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        """Close the lease upkeep's connections."""
+        if self._upkeep_engine is not self._engine:
+            await self._upkeep_engine.dispose()
 
     def _single_write(self) -> Any:
         """A connection for one writing statement: autocommit on Postgres, else a transaction."""
@@ -174,6 +218,13 @@ class SqlRunStore(RunStore):
     async def enqueue(self, key: SessionKey, invocation_id: str, request: dict[str, Any]) -> None:
         """See `RunStore.enqueue`."""
         app_name, user_id, session_id = key
+        if self._postgres:
+            row = await self._service.postgres_fetchrow(
+                _PG_ENQUEUE_RAW, *key, invocation_id, json.dumps(request)
+            )
+            if row is None:
+                raise SessionNotFoundError(session_id)
+            return
         try:
             async with self._write() as conn:
                 await conn.execute(
@@ -241,7 +292,8 @@ class SqlRunStore(RunStore):
     async def take_over(self, record: RunRecord, *, owner: str, lease_seconds: float) -> int | None:
         """See `RunStore.take_over`."""
         params = {**_key(record.key), "inv": record.invocation_id}
-        async with self._write() as conn:
+        now = time.time()
+        async with self._upkeep_write() as conn:
             fence = (await conn.execute(_PG_SEAL_FENCE, params)).scalar_one_or_none()
             if fence is None:
                 return None
@@ -251,8 +303,9 @@ class SqlRunStore(RunStore):
                     *_run_where(params),
                     runs.c.status == _RUNNING,
                     runs.c.fence == record.fence,
+                    runs.c.lease_expires < now,  # renewed since it was read: alive after all
                 )
-                .values(owner=owner, fence=fence, lease_expires=time.time() + lease_seconds)
+                .values(owner=owner, fence=fence, lease_expires=now + lease_seconds)
             )
             if not taken.rowcount:
                 await conn.rollback()  # leave the session's fence alone
@@ -272,13 +325,17 @@ class SqlRunStore(RunStore):
             )
             .values(lease_expires=time.time() + lease_seconds)
         )
-        async with self._single_write() as conn:
-            await conn.execute(stmt)
+        if self._postgres:
+            async with self._upkeep_read() as conn:  # autocommit: one statement
+                await conn.execute(stmt)
+        else:
+            async with self._write() as conn:
+                await conn.execute(stmt)
 
     async def expired(self, now: float) -> list[RunRecord]:
         """See `RunStore.expired`."""
         stmt = sa.select(runs).where(runs.c.status == _RUNNING, runs.c.lease_expires < now)
-        async with self._read() as conn:
+        async with self._upkeep_read() as conn:
             return [_record(row) for row in (await conn.execute(stmt)).all()]
 
     async def get(self, key: SessionKey, invocation_id: str) -> RunRecord | None:

@@ -7,6 +7,7 @@ sealing of a killed replica's run once its (short) lease expires, and the drain 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -18,17 +19,27 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import asyncpg_dsn, create_database, drop_database, run_async
 
 from .conftest import AGENT_SERVICE, ServerProcess, start_server, stop_server, wait_healthy
+from .history import SESSIONS, assert_well_formed
+from .history import calls as _calls
+from .history import message as _message
+from .history import responses as _responses
+from .history import stored_events as _events
 from .sse import Frame, frames
+
+pytestmark = pytest.mark.timeout(180)  # start-up and 100-run tests on a loaded machine
 
 LEASE_SECONDS = 3.0
 DRAIN_SECONDS = 2.0
 WAIT_SECONDS = 20.0
+SATURATING_REQUESTS = 80
 SERVE = [str(AGENT_SERVICE), "serve", "--host", "127.0.0.1", "--port"]
-SESSIONS = "/apps/scripted/users/u/sessions"
 
 
 @pytest.fixture(scope="module")
@@ -82,49 +93,6 @@ async def clients(
         httpx.AsyncClient(base_url=b.base_url, timeout=WAIT_SECONDS, limits=limits) as http_b,
     ):
         yield http_a, http_b
-
-
-def _message(text: str) -> dict[str, Any]:
-    return {"role": "user", "parts": [{"text": text}]}
-
-
-async def _events(http: httpx.AsyncClient, sid: str) -> list[dict[str, Any]]:
-    response = await http.get(f"{SESSIONS}/{sid}/events")
-    assert response.status_code == 200, response.text
-    events: list[dict[str, Any]] = response.json()["events"]
-    return events
-
-
-def _calls(event: dict[str, Any]) -> list[dict[str, Any]]:
-    parts = (event.get("content") or {}).get("parts") or []
-    return [p["functionCall"] for p in parts if "functionCall" in p]
-
-
-def _responses(event: dict[str, Any]) -> list[dict[str, Any]]:
-    parts = (event.get("content") or {}).get("parts") or []
-    return [p["functionResponse"] for p in parts if "functionResponse" in p]
-
-
-def assert_well_formed(events: list[dict[str, Any]]) -> list[str]:
-    """Check what a model needs of a history; return the invocations in order.
-
-    `seq` is contiguous from 1, every function call is answered by the very next event, and
-    the events of one invocation are never interleaved with another's.
-    """
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    order: list[str] = []
-    for index, event in enumerate(events):
-        invocation = event["invocationId"]
-        if not order or order[-1] != invocation:
-            assert invocation not in order, f"invocation {invocation} interleaved at {index}"
-            order.append(invocation)
-        calls = _calls(event)
-        if calls:
-            assert index + 1 < len(events), f"call left unanswered: {calls}"
-            answers = {r["id"] for r in _responses(events[index + 1])}
-            assert {c["id"] for c in calls} == answers
-            assert events[index + 1]["invocationId"] == invocation
-    return order
 
 
 async def _read_until_call(response: httpx.Response) -> tuple[AsyncIterator[Frame], Frame]:
@@ -188,10 +156,10 @@ async def test_enqueued_runs_on_two_replicas_complete_in_arrival_order(
             seen, end = await _end(frames(response))
             return response, seen, end
 
-    results = await asyncio.gather(*(run(i) for i in range(20)))
+    results = await asyncio.gather(*(run(i) for i in range(100)))
     assert all(end["reason"] == "completed" for _, _, end in results)
     order = assert_well_formed(await _events(http_a, "queue"))
-    assert len(order) == 20
+    assert len(order) == 100
     runs = (await http_b.get(f"{SESSIONS}/queue/runs", params={"pageSize": 100})).json()["runs"]
     arrival = [r["invocationId"] for r in reversed(runs)]  # newest first -> oldest first
     assert order == arrival
@@ -260,6 +228,91 @@ async def test_reattach_on_the_other_replica_gets_the_missing_events_then_live_o
     assert [f.id for f in seen] == ["3", "4"] and end["reason"] == "completed"
 
 
+def _live_url(server: ServerProcess, sid: str) -> str:
+    base = server.base_url.replace("http://", "ws://", 1)
+    return f"{base}{SESSIONS}/{sid}/live?modalities=TEXT"
+
+
+async def _close_of(ws: ClientConnection) -> tuple[int | None, list[dict[str, Any]]]:
+    """Read until the server closes; return its close code and the frames before."""
+    received: list[dict[str, Any]] = []
+    async with asyncio.timeout(WAIT_SECONDS):
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                received.append(json.loads(await ws.recv()))
+    return ws.close_code, received
+
+
+async def test_a_live_reconnect_on_either_replica_right_after_a_clean_close_is_accepted(
+    replicas: tuple[ServerProcess, ServerProcess],
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    http_a, _ = clients
+    await http_a.post(SESSIONS, json={"sessionId": "live"})
+    for index in range(6):
+        async with ws_connect(_live_url(replicas[index % 2], "live")) as ws:
+            await ws.send(json.dumps({"close": True}))
+            code, received = await _close_of(ws)
+        assert (code, received) == (1000, [])
+    # The session was taken by each connection in turn, and is free again.
+    runs = (await http_a.get(f"{SESSIONS}/live/runs", params={"pageSize": 100})).json()["runs"]
+    assert len(runs) == 6 and {r["status"] for r in runs} == {"completed"}
+
+
+async def _lock_waiters(db_url: str, at_least: int) -> None:
+    """Wait until `at_least` backends wait for a lock (no notification exists for that)."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    connection = await asyncpg.connect(asyncpg_dsn(db_url))  # outside any transaction: a
+    try:  # transaction would see one snapshot of pg_stat_activity
+        async with asyncio.timeout(WAIT_SECONDS):
+            while await connection.fetchval(query) < at_least:
+                await asyncio.sleep(0.02)
+    finally:
+        await connection.close()
+
+
+async def test_a_run_keeps_its_lease_while_its_replicas_request_pool_is_saturated(
+    replica_db_url: str, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    http_a, http_b = clients
+    await http_a.post(SESSIONS, json={"sessionId": "saturated"})
+    body = {"newMessage": _message("slow")}
+    async with http_a.stream("POST", f"{SESSIONS}/saturated:run", json=body) as response:
+        invocation = response.headers["x-invocation-id"]
+        stream, _ = await _read_until_call(response)
+        blocker = await asyncpg.connect(asyncpg_dsn(replica_db_url))
+        try:
+            lock = blocker.transaction()
+            await lock.start()
+            await blocker.execute("LOCK TABLE artifacts IN ACCESS EXCLUSIVE MODE")
+            # 80 requests take every connection of replica A's pool (30 + 10 overflow) and
+            # wait on the lock, or wait for a connection (longer than a lease). At least 15
+            # reach the lock (the session store keeps at most 25 of the pool for itself).
+            stuck = [
+                asyncio.create_task(http_a.get(f"{SESSIONS}/saturated/artifacts"))
+                for _ in range(SATURATING_REQUESTS)
+            ]
+            await _lock_waiters(replica_db_url, 10)
+            # Replica B follows the run: the stream ends if B seals it as lost.
+            url = f"{SESSIONS}/saturated/runs/{invocation}/events"
+            async with http_b.stream("GET", url, params={"after": "2"}) as attached:
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(2 * LEASE_SECONDS + 1):
+                        await _end(frames(attached))
+            await lock.rollback()
+        finally:
+            await blocker.close()
+        assert [r.status_code for r in await asyncio.gather(*stuck)] == [200] * len(stuck)
+
+        cancelled = await http_b.post(
+            f"{SESSIONS}/saturated/runs/{invocation}:cancel", params={"wait": "true"}
+        )
+        assert cancelled.json()["status"] == "cancelled"  # it was still running, not lost
+        _, end = await _end(stream)
+        assert end["reason"] == "cancelled"
+    assert_well_formed(await _events(http_b, "saturated"))
+
+
 async def test_a_killed_replicas_run_is_sealed_after_its_lease(
     replicas: tuple[ServerProcess, ServerProcess],
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
@@ -320,7 +373,7 @@ async def test_sigterm_drains_runs_then_cancels_the_rest(
     draining_server: ServerProcess, pg_db_url: str
 ) -> None:
     async with httpx.AsyncClient(base_url=draining_server.base_url, timeout=WAIT_SECONDS) as http:
-        for sid in ("short", "long", "late"):
+        for sid in ("short", "long", "late", "live"):
             await http.post(SESSIONS, json={"sessionId": sid})
         async with (
             http.stream(
@@ -332,8 +385,14 @@ async def test_sigterm_drains_runs_then_cancels_the_rest(
         ):
             short_stream, _ = await _read_until_call(short)
             long_stream, long_call = await _read_until_call(long)
+            live = await ws_connect(_live_url(draining_server, "live"))
+            await live.send(json.dumps({"content": _message("chat")}))
+            assert json.loads(await live.recv())  # the connection holds its session
             draining_server.process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
+            # The live socket is closed at once with 1012 (reconnect elsewhere).
+            code, _ = await _close_of(live)
+            assert code == 1012
 
             ready = await http.get("/readyz")
             assert ready.status_code == 503 and ready.json()["code"] == "shutting_down"
@@ -358,6 +417,7 @@ async def test_sigterm_drains_runs_then_cancels_the_rest(
     finally:
         await connection.close()
     assert [(r["session_id"], r["status"]) for r in rows] == [
+        ("live", "completed"),  # a live connection's run ends when the socket does
         ("long", "cancelled"),
         ("short", "completed"),
     ]
