@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 from app._genai_enums import strict_enums
 from app.events.event import Event
 from app.ids import MAX_ID_LENGTH, SEGMENT_PATTERN
+from app.server.schemas import user_message
 
 _Id = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=SEGMENT_PATTERN)
@@ -80,14 +81,7 @@ class AdkRunRequest(_AdkIn):
     @field_validator("new_message")
     @classmethod
     def _user_message(cls, value: types.Content | None) -> types.Content | None:
-        if value is None:
-            return None
-        if not value.parts:
-            raise ValueError("new_message needs at least one part")
-        if any(part.function_call for part in value.parts):
-            raise ValueError("new_message cannot contain function calls")
-        value.role = "user"
-        return value
+        return user_message(value, "new_message")
 
 
 class AdkCreateSessionRequest(_AdkIn):

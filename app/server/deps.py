@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Path, Request
 from starlette.requests import HTTPConnection
@@ -23,6 +23,7 @@ from app.ids import (
 )
 from app.memory import BaseMemoryService
 from app.runs import RunManager
+from app.server._run_stream import RunArgs
 from app.server.errors import UnsupportedMediaTypeError
 from app.server.idle_sessions import IdleSessionCloser
 from app.server.quotas import Quotas, RunQuota
@@ -56,6 +57,23 @@ class Services:
     def quota_for(self, user_id: str) -> RunQuota | None:
         """The quota tracker for one run of `user_id` (`RunArgs.quota`); None: no quota set."""
         return None if self.quotas is None else self.quotas.for_run(user_id)
+
+    def run_args(self, app: str, user_id: str, session_id: str, **options: Any) -> RunArgs:
+        """`RunArgs` for one run, whatever the protocol: this service's runs, the app's runner,
+        the keep-alive and the user's quotas are filled here, so no route can miss one.
+
+        `options` are the remaining `RunArgs` fields (message, invocation id, run config...).
+        """
+        return RunArgs(
+            runs=self.runs,
+            runner=self.runners.runner(app),
+            app_name=app,
+            user_id=user_id,
+            session_id=session_id,
+            keepalive_seconds=self.settings.keepalive_seconds,
+            quota=self.quota_for(user_id),
+            **options,
+        )
 
 
 async def get_services(conn: HTTPConnection) -> Services:

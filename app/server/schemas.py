@@ -96,6 +96,18 @@ class RunConfigRequest(_In):
     """Copied onto the run's events as `customMetadata`."""
 
 
+def user_message(value: types.Content | None, field: str) -> types.Content | None:
+    """Check a client's new message (parts, no function calls) and make its role `user`."""
+    if value is None:
+        return None
+    if not value.parts:
+        raise ValueError(f"{field} needs at least one part")
+    if any(part.function_call for part in value.parts):
+        raise ValueError(f"{field} cannot contain function calls")
+    value.role = "user"
+    return value
+
+
 class RunRequest(_In):
     """Body of `POST .../sessions/{sid}:run`; `newMessage` is required unless `invocationId`
     or a non-empty `stateDelta` is given."""
@@ -141,14 +153,7 @@ class RunRequest(_In):
     @field_validator("new_message")
     @classmethod
     def _user_message(cls, value: types.Content | None) -> types.Content | None:
-        if value is None:
-            return None
-        if not value.parts:
-            raise ValueError("newMessage needs at least one part")
-        if any(part.function_call for part in value.parts):
-            raise ValueError("newMessage cannot contain function calls")
-        value.role = "user"
-        return value
+        return user_message(value, "newMessage")
 
     @model_validator(mode="after")
     def _something_to_run(self) -> Self:

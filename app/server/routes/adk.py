@@ -30,7 +30,7 @@ from starlette.datastructures import QueryParams
 import app as app_package
 from app.agents import RunConfig, StreamingMode
 from app.errors import ArtifactNotFoundError, InvalidRequestError, SessionNotFoundError
-from app.events.event import Event, new_invocation_id
+from app.events.event import new_invocation_id
 from app.events.event_actions import EventActions
 from app.ids import SESSION_ID_RULE, is_valid_segment_id
 from app.runs import MultitaskStrategy
@@ -61,7 +61,7 @@ from app.server.routes.live import (
     LiveTarget,
     serve_live,
 )
-from app.server.routes.sessions import _session_json
+from app.server.routes.sessions import patch_state, session_json
 from app.server.schemas import ProblemOut
 from app.server.security.principal import ForbiddenError, check_client_state, principal_of
 from app.server.wire.adk import AdkEncoder, error_body
@@ -226,27 +226,22 @@ def _run_args(
         if not caller.may_act_for(body.user_id):
             raise ForbiddenError("This credential may not act for this user.")
     check_client_state(caller, body.state_delta)
-    runner = services.runners.runner(app)
     run_config = RunConfig(
         streaming_mode=StreamingMode.SSE if streaming else StreamingMode.NONE,
         custom_metadata=body.custom_metadata,
     )
     strategy = MultitaskStrategy(body.multitask_strategy)
-    return RunArgs(
-        runs=services.runs,
-        runner=runner,
-        app_name=app,
-        user_id=body.user_id,
-        session_id=body.session_id,
+    return services.run_args(
+        app,
+        body.user_id,
+        body.session_id,
         new_message=body.new_message,
         state_delta=body.state_delta,
         invocation_id=body.invocation_id or new_invocation_id(),
         resume=body.invocation_id is not None,
         run_config=run_config,
         create_session=False,
-        keepalive_seconds=services.settings.keepalive_seconds,
         strategy=strategy,
-        quota=services.quota_for(body.user_id),
         continue_on_disconnect=body.on_disconnect == "continue",
         request=(
             body.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -379,7 +374,7 @@ async def create_session(
         event.partial = None
         event.seq = None
         await sessions.append_event(session, event)
-    return _json(_session_json(session))
+    return _json(session_json(session))
 
 
 @router.post(
@@ -402,7 +397,7 @@ async def create_session_with_id(
     registry.require_known(app)
     check_client_state(caller, state)
     session = await sessions.create_session(app_name=app, user_id=uid, state=state, session_id=sid)
-    return _json(_session_json(session))
+    return _json(session_json(session))
 
 
 @router.get(
@@ -444,7 +439,7 @@ async def get_session(app: AppName, uid: UserId, sid: SessionId, sessions: Sessi
     session = await sessions.get_session_shared(app_name=app, user_id=uid, session_id=sid)
     if session is None:
         raise SessionNotFoundError(sid)
-    return _json(_session_json(session))
+    return _json(session_json(session))
 
 
 @router.patch(
@@ -462,17 +457,11 @@ async def update_session(
     caller: Caller,
 ) -> Response:
     """Set state keys by appending one state-only event authored `user`."""
-    check_client_state(caller, body.state_delta)
-    session = await sessions.get_session_shared(app_name=app, user_id=uid, session_id=sid)
-    if session is None:
-        raise SessionNotFoundError(sid)
-    event = Event(
-        author="user",
-        invocation_id="p-" + new_invocation_id().removeprefix("e-"),
-        actions=EventActions(state_delta=dict(body.state_delta)),
+    invocation_id = "p-" + new_invocation_id().removeprefix("e-")
+    session = await patch_state(
+        sessions, caller, (app, uid, sid), body.state_delta, invocation_id=invocation_id
     )
-    await sessions.append_event(session, event)
-    return _json(_session_json(session))
+    return _json(session_json(session))
 
 
 @router.delete(_SESSION, response_model=None)

@@ -48,7 +48,7 @@ from app.agents import RunConfig, StreamingMode
 from app.events.event import Event, new_invocation_id
 from app.ids import MAX_ID_LENGTH, SEGMENT_PATTERN, SESSION_ID_RULE
 from app.runs import MultitaskStrategy
-from app.server._run_stream import RunArgs, SSERunResponse
+from app.server._run_stream import SSERunResponse
 from app.server.deps import AppName, JsonBody, ServicesDep, UserId
 from app.server.schemas import ProblemOut, SessionIdField
 from app.server.wire.ag_ui import AgUiEncoder
@@ -170,7 +170,7 @@ _INPUT_SCHEMA = {
 )
 async def ag_ui_run(app: AppName, uid: UserId, request: Request, services: ServicesDep) -> Response:
     """Run the agent on the thread's session and stream AG-UI events."""
-    runner = services.runners.runner(app)
+    services.runners.runner(app)  # an unknown or broken app: 404/503 before any read
     body = _parse(await request.body())
     options = _options(body.forwarded_props)
     session = await services.sessions.get_session_shared(
@@ -188,21 +188,17 @@ async def ag_ui_run(app: AppName, uid: UserId, request: Request, services: Servi
     if options.max_llm_calls is not None:
         run_config.max_llm_calls = options.max_llm_calls
     strategy = MultitaskStrategy(options.multitask_strategy)
-    args = RunArgs(
-        runs=services.runs,
-        runner=runner,
-        app_name=app,
-        user_id=uid,
-        session_id=body.thread_id,
+    args = services.run_args(
+        app,
+        uid,
+        body.thread_id,
         new_message=message,
         state_delta=None,
         invocation_id=new_invocation_id(),
         resume=False,
         run_config=run_config,
         create_session=True,
-        keepalive_seconds=services.settings.keepalive_seconds,
         strategy=strategy,
-        quota=services.quota_for(uid),
         request=(
             {"agUi": {"threadId": body.thread_id, "runId": body.run_id}}
             if strategy is MultitaskStrategy.ENQUEUE

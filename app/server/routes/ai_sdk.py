@@ -27,7 +27,7 @@ from app.agents import RunConfig, StreamingMode
 from app.errors import RunNotFoundError
 from app.events.event import new_invocation_id
 from app.runs import RunStatus
-from app.server._run_stream import RunArgs, SSERunResponse
+from app.server._run_stream import SSERunResponse
 from app.server.deps import AppName, JsonBody, ServicesDep, SessionId, UserId
 from app.server.schemas import ProblemOut, SessionIdField
 from app.server.wire import encode_followed
@@ -151,27 +151,23 @@ class ChatRequest(_Loose):
 )
 async def chat(app: AppName, uid: UserId, body: ChatRequest, services: ServicesDep) -> Response:
     """Run the agent on the chat's session with its last user message (`useChat`'s POST)."""
-    runner = services.runners.runner(app)
+    services.runners.runner(app)  # an unknown or broken app: 404/503 before any read
     if body.messages[-1].role == "assistant":
         message = await tool_results(body, services.sessions, (app, uid, body.id))
     else:
         message = new_message(body)
     invocation_id = new_invocation_id()
-    args = RunArgs(
-        runs=services.runs,
-        runner=runner,
-        app_name=app,
-        user_id=uid,
-        session_id=body.id,
+    args = services.run_args(
+        app,
+        uid,
+        body.id,
         new_message=message,
         state_delta=None,
         invocation_id=invocation_id,
         resume=False,
         run_config=RunConfig(streaming_mode=StreamingMode.SSE),
         create_session=True,
-        keepalive_seconds=services.settings.keepalive_seconds,
         continue_on_disconnect=body.on_disconnect == "continue",
-        quota=services.quota_for(uid),
     )
     return SSERunResponse(args, AiSdkEncoder(invocation_id))
 

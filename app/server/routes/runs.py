@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from app.agents import RunConfig, StreamingMode
 from app.events.event import new_invocation_id
 from app.runs import MultitaskStrategy, RunRecord, RunStatus
-from app.server._run_stream import JSONRunResponse, RunArgs, SSERunResponse
+from app.server._run_stream import JSONRunResponse, SSERunResponse
 from app.server.deps import AppName, JsonBody, ServicesDep, SessionId, UserId
 from app.server.schemas import ProblemOut, RunListOut, RunOut, RunRequest, RunResultOut
 from app.server.security.principal import check_client_state, principal_of
@@ -99,8 +99,6 @@ async def run(
 ) -> Response:
     """Run the agent on the session; see HTTP_API.md for the SSE framing and the options."""
     check_client_state(principal_of(request), body.state_delta)
-    runner = services.runners.runner(app)
-    settings = services.settings
     run_config = RunConfig(
         streaming_mode=StreamingMode.SSE if body.streaming else StreamingMode.NONE,
     )
@@ -109,19 +107,16 @@ async def run(
             run_config.max_llm_calls = body.run_config.max_llm_calls
         run_config.custom_metadata = body.run_config.custom_metadata
     strategy = MultitaskStrategy(body.multitask_strategy)
-    args = RunArgs(
-        runs=services.runs,
-        runner=runner,
-        app_name=app,
-        user_id=uid,
-        session_id=sid,
+    args = services.run_args(
+        app,
+        uid,
+        sid,
         new_message=body.new_message,
         state_delta=body.state_delta,
         invocation_id=body.invocation_id or new_invocation_id(),
         resume=body.invocation_id is not None,
         run_config=run_config,
         create_session=body.create_session,
-        keepalive_seconds=settings.keepalive_seconds,
         strategy=strategy,
         continue_on_disconnect=body.on_disconnect == "continue",
         request=(
@@ -129,7 +124,6 @@ async def run(
             if strategy is MultitaskStrategy.ENQUEUE
             else None
         ),
-        quota=services.quota_for(uid),
     )
     if _wants_json(request.headers.get("accept", "")):
         return JSONRunResponse(args)

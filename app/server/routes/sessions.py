@@ -17,8 +17,8 @@ from app.server.schemas import (
     SessionListOut,
     SessionSummaryOut,
 )
-from app.server.security.principal import check_client_state
-from app.sessions import GetSessionConfig, Session
+from app.server.security.principal import Principal, check_client_state
+from app.sessions import BaseSessionService, GetSessionConfig, Session
 
 router = APIRouter(tags=["sessions"])
 
@@ -26,11 +26,39 @@ _SESSION = "/apps/{app}/users/{uid}/sessions/{sid}"
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ProblemOut}}
 
 
-def _session_json(session: Session) -> str:
+def session_json(session: Session) -> str:
     """Encode a session, splicing in each event's stored JSON instead of re-encoding it."""
     head = session.model_dump_json(by_alias=True, exclude_none=True, exclude={"events"})
     events = ",".join(event.to_json() for event in session.events)
     return head[:-1] + ',"events":[' + events + "]}"
+
+
+async def patch_state(
+    sessions: BaseSessionService,
+    caller: Principal | None,
+    key: tuple[str, str, str],
+    state_delta: dict[str, Any],
+    *,
+    invocation_id: str,
+) -> Session:
+    """Append one state-only event authored `user` (a client's PATCH) and return the session.
+
+    Raises:
+        ForbiddenError: `app:`/`temp:` keys from a caller who is not an admin.
+        SessionNotFoundError: no such session.
+    """
+    check_client_state(caller, state_delta)
+    app, uid, sid = key
+    session = await sessions.get_session_shared(app_name=app, user_id=uid, session_id=sid)
+    if session is None:
+        raise SessionNotFoundError(sid)
+    event = Event(
+        author="user",
+        invocation_id=invocation_id,
+        actions=EventActions(state_delta=dict(state_delta)),
+    )
+    await sessions.append_event(session, event)
+    return session
 
 
 def _json(body: str, status: int = 200) -> Response:
@@ -99,7 +127,7 @@ async def get_session(
     )
     if session is None:
         raise SessionNotFoundError(sid)
-    return _json(_session_json(session))
+    return _json(session_json(session))
 
 
 @router.patch(
@@ -117,17 +145,11 @@ async def update_session_state(
     caller: Caller,
 ) -> Response:
     """Set state keys by appending one state-only event authored `user`."""
-    check_client_state(caller, body.state_delta)
-    session = await sessions.get_session_shared(app_name=app, user_id=uid, session_id=sid)
-    if session is None:
-        raise SessionNotFoundError(sid)
-    event = Event(
-        author="user",
-        invocation_id=new_invocation_id(),
-        actions=EventActions(state_delta=dict(body.state_delta)),
+    key = (app, uid, sid)
+    session = await patch_state(
+        sessions, caller, key, body.state_delta, invocation_id=new_invocation_id()
     )
-    await sessions.append_event(session, event)
-    return _json(_session_json(session))
+    return _json(session_json(session))
 
 
 @router.delete(_SESSION, status_code=204, response_class=Response, responses=_NOT_FOUND)
