@@ -34,7 +34,7 @@ from app.runners import Runner
 from app.runs.notify import RunNotifier, Signal
 from app.runs.record import RunRecord, RunStatus, SessionKey
 from app.runs.store import Cursor, RunStore
-from app.sessions.fence import fenced
+from app.sessions.fence import SessionClaim, fenced
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ LOST_PROBLEM = {
 """The error a lost run is sealed with."""
 
 _WATCH_ACK_SECONDS = 1.0
+_WATCHED_MAX = 10_000
+_WATCHED_SECONDS = 3600.0
 _INTERRUPT_ATTEMPTS = 5
 _RECENT_EVENTS_FOR_REPAIR = 50
 
@@ -76,18 +78,26 @@ class CancelReason(enum.StrEnum):
 
 @dataclass(eq=False)
 class ActiveRun:
-    """A run this replica is driving: it holds the session with `fence` until `finish`."""
+    """A run this replica is driving: it holds the session with its claim until `finish`."""
 
     key: SessionKey
     invocation_id: str
-    fence: int
+    claim: SessionClaim
+    """Run the Runner in `fenced(claim)`; pending until the session store takes it."""
     task: asyncio.Task[Any] | None = None
     cancel_reason: CancelReason | None = None
     """Set (before the task is cancelled) when the run is stopped on purpose."""
     remote_watchers: bool = False
+    """Whether another replica follows or waits for this run (its events and end are then
+    announced to every replica)."""
     last_seq: int | None = None
     live: bool = False
     """A live WebSocket connection (closed at once on shutdown, not drained)."""
+
+    @property
+    def fence(self) -> int | None:
+        """The session's fencing token this run holds (None: not taken yet)."""
+        return self.claim.fence
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,9 @@ class RunManager:
         self._tickers: list[asyncio.Task[None]] = []
         self._ticks = itertools.count()
         self._head_reads: dict[SessionKey, tuple[int, asyncio.Future[str | None]]] = {}
+        # Invocations another replica follows that are not ours (yet): a queued run that this
+        # replica takes later starts out watched. Oldest first; bounded.
+        self._watched: dict[str, float] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self.draining = False
@@ -172,10 +185,15 @@ class RunManager:
         strategy: MultitaskStrategy = MultitaskStrategy.REJECT,
         request: dict[str, Any] | None = None,
         live: bool = False,
+        on_first_append: bool = False,
     ) -> ActiveRun:
         """Take the session for `invocation_id`, as `strategy` says when it is busy.
 
-        With `enqueue` this waits (FIFO per session) until the run's turn comes.
+        With `enqueue` this waits (FIFO per session) until the run's turn comes. With
+        `on_first_append` (strategy `reject`, on a store that supports it) the session is
+        taken by the run's first append, in `fenced(run.claim)`, which raises
+        RunInProgressError then: a round trip and a commit less per run. The caller must
+        know that the run appends (the user's event) before any other work.
 
         Raises:
             RunInProgressError: the session is busy (strategy `reject`).
@@ -186,6 +204,8 @@ class RunManager:
             raise ShuttingDownError("The server is shutting down; retry on another replica.")
         if strategy is MultitaskStrategy.ENQUEUE:
             return await self._begin_queued(key, invocation_id, request or {})
+        if on_first_append and strategy is MultitaskStrategy.REJECT and self.store.claims_on_append:
+            return self._register(key, self._claim(invocation_id), live=live)
         attempts = _INTERRUPT_ATTEMPTS if strategy is MultitaskStrategy.INTERRUPT else 1
         for attempt in range(attempts):
             try:
@@ -203,8 +223,18 @@ class RunManager:
             key, invocation_id, owner=self.replica_id, lease_seconds=self.lease_seconds
         )
         assert record.fence is not None
-        run = ActiveRun(key, invocation_id, record.fence, task=asyncio.current_task(), live=live)
-        self._local[invocation_id] = run
+        claim = self._claim(invocation_id)
+        claim.fence, claim.create_time = record.fence, record.create_time
+        return self._register(key, claim, live=live)
+
+    def _claim(self, invocation_id: str) -> SessionClaim:
+        return SessionClaim(invocation_id, self.replica_id, self.lease_seconds)
+
+    def _register(self, key: SessionKey, claim: SessionClaim, *, live: bool) -> ActiveRun:
+        run = ActiveRun(key, claim.invocation_id, claim, task=asyncio.current_task(), live=live)
+        if self._watched:
+            run.remote_watchers = self._watched.pop(claim.invocation_id, None) is not None
+        self._local[claim.invocation_id] = run
         self._idle.clear()
         return run
 
@@ -318,9 +348,9 @@ class RunManager:
     async def answer_open_calls(self, run: ActiveRun, response: dict[str, Any]) -> int:
         """Store `response` for each call `run` left open (while it still holds the session)."""
         runner = self._runner(run.key[0])
-        if runner is None:
-            return 0
-        with fenced(run.fence):
+        if runner is None or run.claim.pending:
+            return 0  # a run that never took its session wrote nothing
+        with fenced(run.claim):
             return await runner.answer_open_calls(
                 user_id=run.key[1],
                 session_id=run.key[2],
@@ -342,6 +372,9 @@ class RunManager:
         When the database is unreachable the run is kept and sealed once it answers again.
         """
         self._forget(run.invocation_id)
+        fence = run.fence
+        if fence is None:
+            return  # never took its session: there is no row to end, and nothing was stored
         seq = last_seq if last_seq is not None else run.last_seq
         signal = ("end", *run.key, run.invocation_id)
         announce = self.notifier.inline(signal) if self.store.announces_inline else None
@@ -349,11 +382,12 @@ class RunManager:
             await self.store.finish(
                 run.key,
                 run.invocation_id,
-                fence=run.fence,
+                fence=fence,
                 status=status,
                 last_seq=seq,
                 error=error,
                 announce=announce,
+                watched=run.remote_watchers,
             )
         except DatabaseUnavailableError:
             logger.warning(
@@ -477,8 +511,12 @@ class RunManager:
         subscriber = self._subscribe(key)
         try:
             record = await self.get(key, invocation_id)
-            if record.status is RunStatus.RUNNING and invocation_id not in self._local:
-                await self._watch_remote(record, subscriber)
+            if invocation_id not in self._local:
+                if record.status is RunStatus.RUNNING:
+                    await self._watch_remote(record, subscriber)
+                elif record.status is RunStatus.QUEUED:
+                    # Whichever replica takes it later announces it (no owner to answer yet).
+                    self.notifier.publish(("watch", *key, invocation_id))
             cursor = after_seq
             for seq, raw in await self.store.invocation_events(key, invocation_id, cursor):
                 cursor = seq
@@ -562,16 +600,30 @@ class RunManager:
         local = self._local.get(invocation_id)
         if kind == "cancel":
             if local is not None:
+                local.remote_watchers = True  # the canceller may wait for the end
                 self._stop(local, CancelReason.CANCELLED)
             return
         if kind == "watch":
             if local is not None:
                 local.remote_watchers = True
                 self.notifier.publish(("watching", *local.key, invocation_id))
+            else:
+                self._remember_watch(invocation_id)
             return
         if local is not None and kind in ("event", "end", "watching"):
             return  # our own run: local subscribers already have it
         self._signal_local(signal)
+
+    def _remember_watch(self, invocation_id: str) -> None:
+        now = time.monotonic()
+        watched = self._watched
+        watched.pop(invocation_id, None)
+        watched[invocation_id] = now
+        while watched:
+            oldest, since = next(iter(watched.items()))
+            if len(watched) <= _WATCHED_MAX and now - since <= _WATCHED_SECONDS:
+                break
+            del watched[oldest]
 
     # Leases.
 
@@ -616,6 +668,7 @@ class RunManager:
                     run.invocation_id,
                     exc.code,
                 )
+            assert run.fence is not None  # only runs that took their session are kept
             await self.store.finish(
                 run.key,
                 run.invocation_id,
@@ -645,9 +698,12 @@ class RunManager:
             record.invocation_id,
             record.owner,
         )
-        run = ActiveRun(record.key, record.invocation_id, fence, last_seq=record.last_seq)
-        self._local[record.invocation_id] = run
-        self._idle.clear()
+        claim = self._claim(record.invocation_id)
+        claim.fence = fence
+        run = self._register(record.key, claim, live=False)
+        run.task, run.last_seq = None, record.last_seq
+        # Its followers and waiters asked the dead owner: announce the end to every replica.
+        run.remote_watchers = True
         try:
             await self.answer_open_calls(run, LOST_RESPONSE)
         except BaseException:

@@ -62,7 +62,13 @@ RETURNING 1
 """
 
 # $5 status, $6 end time, $7 error JSON, $8 last seq (NULL: keep), $9 fence; with `announce`,
-# $10 the channel and $11 the payload of a NOTIFY sent in the same statement when it ended it.
+# $10 the channel and $11 the payload of a NOTIFY sent in the same statement when it ended the
+# run and either $12 (watched from another replica) or the session has queued runs: a NOTIFY
+# wakes every replica's listener, and most runs end with nobody waiting. A run queued after
+# this statement's snapshot is not seen here; it then tries to take the session itself, two
+# round trips after enqueueing, so (but for a stall of microseconds at the wrong moment) after
+# this statement locked the run's row: it waits for the lock and finds the session free. In
+# that stall it waits out the lease, the safety net of every wait for a run's end.
 _PG_FINISH_UPDATE = """
 WITH u AS (
   UPDATE runs
@@ -74,7 +80,13 @@ WITH u AS (
 """
 _PG_FINISH = _PG_FINISH_UPDATE + "SELECT count(*) FROM u"
 _PG_FINISH_ANNOUNCED = (
-    _PG_FINISH_UPDATE + "SELECT count(*) FROM u, LATERAL (SELECT pg_notify($10, $11)) n"
+    _PG_FINISH_UPDATE
+    + """SELECT (SELECT count(*) FROM u),
+       (SELECT pg_notify($10, $11) FROM u
+         WHERE $12::bool OR EXISTS (
+           SELECT 1 FROM runs q
+            WHERE q.app_name = $1 AND q.user_id = $2 AND q.session_id = $3
+              AND q.status = 'queued'))"""
 )
 
 _PG_SEAL_FENCE = sa.text(
@@ -98,6 +110,7 @@ class SqlRunStore(RunStore):
         self._tx_engine = sessions_service.write_engine
         self._postgres = self._engine.dialect.name == "postgresql"
         self.announces_inline = self._postgres
+        self.claims_on_append = sessions_service.claims_on_append
         self._unique_violation: type[Exception] = sa_exc.IntegrityError
         self._upkeep_engine = self._engine
         if self._postgres:
@@ -264,6 +277,7 @@ class SqlRunStore(RunStore):
         last_seq: int | None,
         error: dict[str, Any] | None,
         announce: tuple[str, str] | None = None,
+        watched: bool = True,
     ) -> bool:
         """See `RunStore.finish`."""
         if self._postgres:
@@ -272,7 +286,7 @@ class SqlRunStore(RunStore):
             query = _PG_FINISH
             if announce is not None:
                 query = _PG_FINISH_ANNOUNCED
-                args += announce
+                args += [*announce, watched]
             row = await self._service.postgres_fetchrow(query, *args)
             return bool(row[0])
         stmt = (

@@ -27,6 +27,10 @@ class RunStore(abc.ABC):
     announces_inline: bool = False
     """Whether `finish(announce=...)` sends the notification in the same statement."""
 
+    claims_on_append: bool = False
+    """Whether the session store can take a run's session with the run's first append, as
+    `begin` would (see `app.sessions.fence.SessionClaim`)."""
+
     @abc.abstractmethod
     async def begin(
         self, key: SessionKey, invocation_id: str, *, owner: str, lease_seconds: float
@@ -61,11 +65,13 @@ class RunStore(abc.ABC):
         last_seq: int | None,
         error: dict[str, Any] | None,
         announce: tuple[str, str] | None = None,
+        watched: bool = True,
     ) -> bool:
         """Record the end of a run that still holds the session; False if it did not.
 
         `announce` is a (channel, payload) notification to send along when the store
-        `announces_inline`.
+        `announces_inline`: always when the run is `watched` from another replica, else only
+        when the session has queued runs (whose waiters may be anywhere).
         """
 
     @abc.abstractmethod
@@ -183,6 +189,7 @@ class MemoryRunStore(RunStore):
         last_seq: int | None,
         error: dict[str, Any] | None,
         announce: tuple[str, str] | None = None,
+        watched: bool = True,
     ) -> bool:
         """See `RunStore.finish`."""
         record = self._runs.get(key, {}).get(invocation_id)

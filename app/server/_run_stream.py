@@ -10,7 +10,9 @@ mode the problem body with the events so far): a plain HTTP error means nothing 
 
 Before the run starts, the runs layer takes the session for the invocation (`RunManager.begin`:
 409 `run_in_progress` before anything is stored, or a wait in the queue), and the Runner is
-driven inside `fenced(token)`, so its appends are refused once the run lost the session. The
+driven inside `fenced(claim)`, so its appends are refused once the run lost the session. On
+Postgres a `reject` run's session is taken by the statement that stores the user's event (see
+`app.sessions.fence`); its 409 then comes from `_first_event`, still before anything is stored. The
 run is recorded as ended *before* the last frame is sent, so a client may start the next run
 as soon as it reads `end`.
 
@@ -220,9 +222,21 @@ class _RunResponse(Response):
         args = self.args
         key = (args.app_name, args.user_id, args.session_id)
         begin = args.runs.begin
+        # The user's event, the Runner's first write, takes the session (a round trip and a
+        # commit less). Not when the Runner may not store one (a resumed invocation finds it
+        # stored) or creates a missing session itself (its first write is then the create).
+        on_first_append = (
+            (args.new_message is not None or bool(args.state_delta))
+            and not args.resume
+            and not args.runner.auto_create_session
+        )
         try:
             return await begin(
-                key, args.invocation_id, strategy=args.strategy, request=args.request
+                key,
+                args.invocation_id,
+                strategy=args.strategy,
+                request=args.request,
+                on_first_append=on_first_append,
             )
         except SessionNotFoundError:
             if not (args.create_session or args.runner.auto_create_session):
@@ -283,7 +297,7 @@ class _RunResponse(Response):
             return
         self.run = run
         try:
-            with fenced(run.fence):
+            with fenced(run.claim):
                 error = await self._drive_run(run)
         except asyncio.CancelledError:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):

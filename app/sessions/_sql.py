@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,9 +29,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.errors import RunInProgressError
 from app.sessions._engine import dumps_json, transaction_engine
 from app.sessions._hot_connections import HotConnections
 from app.sessions._schema import app_states, sessions, user_states
+from app.sessions.fence import SessionClaim
 
 SessionKey = tuple[str, str, str]
 """(app_name, user_id, session_id)"""
@@ -106,6 +109,9 @@ class NewEvent:
     user_delta: dict[str, Any]
     fence: int | None = None
     """When set, the append also requires the session's fencing token to equal it."""
+    claim: SessionClaim | None = None
+    """When set (stores with `claims_on_append`), the append also takes the session for the
+    claim's run, and fills in the claim's fencing token."""
 
     def params(self) -> dict[str, Any]:
         """Bind parameters shared by both dialects' append statements."""
@@ -150,11 +156,17 @@ class SessionSql(abc.ABC):
     async def load(self, key: SessionKey, window: Window) -> LoadedSession | None:
         """Read the session row, its app/user state and the events the window asks for."""
 
+    claims_on_append: bool = False
+    """Whether `append` can take the session for a run in the same statement (`claim`)."""
+
     @abc.abstractmethod
     async def append(self, event: NewEvent) -> float | None:
         """Store the event if the session's seq is still `expected_seq`.
 
         Returns the session's create_time, or None when nothing was written (missing or stale).
+
+        Raises:
+            RunInProgressError: with `event.claim`, another run holds the session.
         """
 
     @abc.abstractmethod
@@ -264,7 +276,7 @@ class PostgresSql(SessionSql):
         # ran, and these statements return no composite types that could raise it.)
         self._stale_statement = asyncpg.InvalidCachedStatementError
         self._connections = HotConnections(engine)
-        self._append_sql: dict[tuple[bool, bool, bool, bool], str] = {}
+        self._append_sql: dict[tuple[bool, bool, bool, bool, bool], str] = {}
         self._create_sql: dict[tuple[bool, bool], str] = {}
 
     async def _fetchrow(self, query: str, *args: Any) -> Any:
@@ -322,13 +334,18 @@ class PostgresSql(SessionSql):
             event_jsons=event_jsons,
         )
 
+    claims_on_append = True
+
     async def append(self, event: NewEvent) -> float | None:
-        """One statement: guarded seq bump, state merge, event insert, app/user upserts."""
+        """One statement: guarded seq bump, state merge, event insert, app/user upserts (and,
+        with a claim, the take of the session for its run)."""
+        claim = event.claim
         flags = (
             bool(event.session_delta),
             bool(event.app_delta),
             bool(event.user_delta),
             event.fence is not None,
+            claim is not None,
         )
         query = self._append_sql.get(flags)
         if query is None:
@@ -347,8 +364,21 @@ class PostgresSql(SessionSql):
                 args.append(dumps_json(delta))
         if event.fence is not None:
             args.append(event.fence)
-        row = await self._fetchrow(query, *args)
-        return None if row is None else float(row[0])
+        if claim is None:
+            row = await self._fetchrow(query, *args)
+            return None if row is None else float(row[0])
+        now = time.time()
+        args += [claim.invocation_id, claim.owner, now + claim.lease_seconds, now]
+        try:
+            row = await self._fetchrow(query, *args)
+        except self._unique_violation as exc:  # ux_runs_one_running: nothing was written
+            raise RunInProgressError(
+                f"A run is already in progress on session {event.key[2]}."
+            ) from exc
+        if row is None:
+            return None
+        claim.fence, claim.create_time = row[1], row[2]
+        return float(row[0])
 
     async def list_events(
         self, key: SessionKey, after_seq: int, limit: int | None
@@ -631,27 +661,39 @@ _PG_MERGE_USER_STATE = """
 
 
 def _pg_append_statement(
-    session_delta: bool, app_delta: bool, user_delta: bool, fenced: bool = False
+    session_delta: bool,
+    app_delta: bool,
+    user_delta: bool,
+    fenced: bool = False,
+    claim: bool = False,
 ) -> str:
     """Build the single-statement append for one combination of deltas.
 
     Parameters: $1-$3 the key, $4 expected seq, $5 event id, $6 invocation id, $7 author,
     $8 timestamp, $9 event JSON, then the JSON of each delta present (session, app, user),
-    then the fencing token when `fenced`. Every part reads from `s`, the guarded UPDATE: when
-    the seq moved on (stale), the fence moved on (the run lost the session) or the row is gone,
-    `s` is empty, and the statement writes nothing and returns no row.
+    then the fencing token when `fenced`, then with `claim` the run's invocation id, owner,
+    lease expiry and start time. Every part reads from `s`, the guarded UPDATE: when the seq
+    moved on (stale), the fence moved on (the run lost the session) or the row is gone, `s` is
+    empty, and the statement writes nothing and returns no row.
+
+    With `claim` the append also takes the session for the run, as `app.runs.sql_store` does on
+    its own: it bumps the session's fencing token and records the run as running. The UPDATE
+    locks the session row, so concurrent claims queue there; when another run is running the
+    INSERT violates ux_runs_one_running and the whole statement (the event included) rolls
+    back. The statement then returns the new token and the run's create time too.
     """
-    deltas = iter(range(10, 14))
-    set_state = f", state = sessions.state || ${next(deltas)}::jsonb" if session_delta else ""
-    app_param = f"${next(deltas)}::jsonb" if app_delta else ""
-    user_param = f"${next(deltas)}::jsonb" if user_delta else ""
-    fence_guard = f" AND fence = ${next(deltas)}::int8" if fenced else ""
+    params = iter(range(10, 18))
+    set_state = f", state = sessions.state || ${next(params)}::jsonb" if session_delta else ""
+    app_param = f"${next(params)}::jsonb" if app_delta else ""
+    user_param = f"${next(params)}::jsonb" if user_delta else ""
+    fence_guard = f" AND fence = ${next(params)}::int8" if fenced else ""
+    set_fence = ", fence = fence + 1" if claim else ""
     ctes = [
         f"""s AS (
   UPDATE sessions
-     SET seq = seq + 1, update_time = $8::float8{set_state}
+     SET seq = seq + 1, update_time = $8::float8{set_state}{set_fence}
    WHERE app_name = $1 AND user_id = $2 AND id = $3 AND seq = $4::int8{fence_guard}
-  RETURNING seq, create_time)""",
+  RETURNING seq, create_time, fence)""",
         """e AS (
   INSERT INTO events
     (app_name, user_id, session_id, seq, id, invocation_id, author, timestamp, event_json)
@@ -670,7 +712,23 @@ def _pg_append_statement(
   INSERT INTO user_states (app_name, user_id, state, update_time)
   SELECT $1::text, $2::text, {user_param}, $8::float8 FROM s{_PG_MERGE_USER_STATE})"""
         )
-    return "WITH " + ",\n".join(ctes) + "\nSELECT create_time FROM s"
+    if not claim:
+        return "WITH " + ",\n".join(ctes) + "\nSELECT create_time FROM s"
+    inv, owner, lease, now = (f"${next(params)}" for _ in range(4))
+    ctes.append(
+        f"""r AS (
+  INSERT INTO runs (app_name, user_id, session_id, invocation_id, status, owner,
+                    lease_expires, fence, create_time, start_time, cancel_requested)
+  SELECT $1::text, $2::text, $3::text, {inv}::text, 'running', {owner}::text,
+         {lease}::float8, s.fence, {now}::float8, {now}::float8, false
+    FROM s
+  ON CONFLICT (app_name, user_id, session_id, invocation_id) DO UPDATE
+     SET status = 'running', owner = excluded.owner, lease_expires = excluded.lease_expires,
+         fence = excluded.fence, start_time = excluded.start_time, end_time = NULL,
+         error = NULL, cancel_requested = false, request = NULL
+  RETURNING fence, create_time)"""
+    )
+    return "WITH " + ",\n".join(ctes) + "\nSELECT s.create_time, r.fence, r.create_time FROM s, r"
 
 
 def _pg_create_statement(app_delta: bool, user_delta: bool) -> str:

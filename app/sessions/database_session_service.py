@@ -29,6 +29,7 @@ from app.errors import (
     AlreadyExistsError,
     ConfigError,
     InvalidRequestError,
+    RunInProgressError,
     RunLostError,
     SessionNotFoundError,
     StaleSessionError,
@@ -57,7 +58,7 @@ from app.sessions.base_session_service import (
     decode_page_token,
     encode_page_token,
 )
-from app.sessions.fence import current_fence
+from app.sessions.fence import current_fence, pending_claim
 from app.sessions.migration import prepare_schema
 from app.sessions.session import Session
 from app.sessions.state import split_state
@@ -113,6 +114,11 @@ class DatabaseSessionService(CachedReadsSessionService):
     def engine(self) -> AsyncEngine:
         """The engine in use (e.g. for `app.sessions.migration.is_at_head`)."""
         return self._engine
+
+    @property
+    def claims_on_append(self) -> bool:
+        """Whether an append in `fenced(claim)` takes the session for the claim's run."""
+        return self._sql.claims_on_append
 
     @property
     def write_engine(self) -> AsyncEngine:
@@ -280,6 +286,10 @@ class DatabaseSessionService(CachedReadsSessionService):
         """Store the event; see `BaseSessionService.append_event`."""
         if event.partial:
             return event
+        # A run whose session is still to be taken takes it with this append (see fence.py).
+        claim = pending_claim()
+        if claim is not None and not self._sql.claims_on_append:
+            raise TypeError("this session store cannot take a run's session on append")
         self._trim_temp_delta(session, event)
         delta = event.actions.state_delta
         app_delta, user_delta, session_delta = split_state(delta) if delta else ({}, {}, {})
@@ -304,11 +314,13 @@ class DatabaseSessionService(CachedReadsSessionService):
                 app_delta=app_delta,
                 user_delta=user_delta,
                 fence=fence,
+                claim=claim,
             )
             async with self._database("append_event"):
                 create_time = await self._sql.append(row)
                 if create_time is None:
                     current = await self._sql.current_seq(key)
+
         except BaseException:
             event.seq = previous_seq
             raise
@@ -317,6 +329,12 @@ class DatabaseSessionService(CachedReadsSessionService):
             if current is None:
                 self._cache.discard(key)
                 raise SessionNotFoundError(session.id)
+            if claim is not None:
+                # Written since this run loaded it: by another run, nearly always (a run that
+                # started and maybe ended meanwhile). Nothing of this run was stored.
+                raise RunInProgressError(
+                    f"Another run wrote to session {session.id} while this one was starting; retry."
+                )
             if fence is not None and current[1] != fence:
                 raise RunLostError(
                     f"This run no longer holds session {session.id}: it was sealed or taken "

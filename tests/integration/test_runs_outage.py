@@ -54,7 +54,7 @@ async def test_a_run_ended_during_an_outage_is_sealed_when_the_database_returns(
     try:
         session = await service.create_session(app_name=APP, user_id=USER, session_id=SID)
         run = await manager.begin((APP, USER, SID), "e-1")
-        with fenced(run.fence):
+        with fenced(run.claim):
             await service.append_event(session, _call())  # the tool call is stored
 
         await asyncio.to_thread(own_cluster.stop, "fast")

@@ -171,7 +171,7 @@ async def serve_live(
                 await _end_quota(quota)
 
     try:
-        with fenced(active.fence):  # the connection's tasks inherit it
+        with fenced(active.claim):  # the connection's tasks inherit it
             connection = _LiveConnection(
                 websocket, runner, uid, sid, run_config, release, dialect, quota
             )
