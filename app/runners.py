@@ -115,12 +115,15 @@ class Runner:
         state_delta: dict[str, Any] | None = None,
         run_config: RunConfig | None = None,
         on_user_event: Callable[[Event], object] | None = None,
+        new_invocation: bool = False,
     ) -> AsyncGenerator[Event, None]:
         """Run one invocation and yield its events.
 
         `on_user_event` is called with the user's event (message and/or state delta) once it
         is stored, or found already stored by a retry of `invocation_id`: from then on the
         invocation has written to the session, even if it fails before its first event.
+        `new_invocation` says that `invocation_id` was just minted by the caller: it names a
+        new invocation, so the session is not searched for a retry or a resume of it.
 
         Raises:
             SessionNotFoundError: the session does not exist (and auto_create_session is off).
@@ -137,7 +140,13 @@ class Runner:
         try:
             async with contextlib.aclosing(
                 self._invoke(
-                    session, invocation_id, new_message, state_delta, run_config, on_user_event
+                    session,
+                    invocation_id,
+                    new_message,
+                    state_delta,
+                    run_config,
+                    on_user_event,
+                    resume=bool(invocation_id) and not new_invocation,
                 )
             ) as events:
                 async for event in events:
@@ -158,13 +167,15 @@ class Runner:
         state_delta: dict[str, Any] | None,
         run_config: RunConfig,
         on_user_event: Callable[[Event], object] | None,
+        *,
+        resume: bool,
     ) -> AsyncGenerator[Event, None]:
         """The invocation behind `run_async`, once its session is loaded."""
         ctx = self._new_context(session, invocation_id, run_config)
         logs.bind_run(self.app_name, session.user_id, session.id, ctx.invocation_id)
-        if invocation_id and ctx.is_resumable:
+        if resume and ctx.is_resumable:
             ctx.user_content = new_message or _invocation.invocation_user_message(
-                session, invocation_id
+                session, ctx.invocation_id
             )
             if ctx.user_content is None:
                 raise ValueError(
@@ -180,7 +191,7 @@ class Runner:
         if new_message is not None or state_delta:
             stored = (
                 _invocation.stored_user_event(session, ctx.invocation_id, new_message)
-                if invocation_id
+                if resume
                 else None
             )
             if stored is None:
@@ -195,7 +206,7 @@ class Runner:
             yield await self._persist(ctx, event)
             await plugins.run("after_run_callback", invocation_context=ctx)
             return
-        agent = self._agent_to_run(ctx, session, resume=bool(invocation_id))
+        agent = self._agent_to_run(ctx, session, resume=resume)
         if ctx.end_of_agents.get(agent.name):
             await plugins.run("after_run_callback", invocation_context=ctx)
             return  # a resumed invocation that had already finished

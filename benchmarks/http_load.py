@@ -47,6 +47,8 @@ PROFILE = ROOT / "benchmarks" / "profiles" / "ours.json"
 AGENTS = ROOT / "benchmarks" / "bench_agents"
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS-http_load.md"
+SERVER_CPU = 0
+"""With --pin, the CPU the server under test runs on, alone."""
 
 # Same as the ADK bench's pg.sh, and durability back at the defaults (fsync on).
 _BENCH_PG_SETTINGS = """
@@ -99,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replays", type=int, default=10, help="with --runs-latency")
     parser.add_argument("--label", default="ours")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS md")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the server under test (ours, then the reference) alone on CPU 0, and "
+        "Postgres and the load generator on the other CPUs: without it the server's CPU per "
+        "run moves by 15%% with what shares its core",
+    )
     parser.add_argument("--py-spy", type=Path, help="record a py-spy raw profile of the server")
     parser.add_argument("--render", type=Path, help="only re-render a loadgen JSON result")
     parser.add_argument(
@@ -118,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     if bin_dir is None:
         print("PostgreSQL server binaries not found", file=sys.stderr)
         return 2
+    if args.pin:
+        if len(os.sched_getaffinity(0)) < 2:
+            print("--pin needs at least 2 CPUs", file=sys.stderr)
+            return 2
+        # Postgres, the load generator and this process inherit this; servers get CPU 0.
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - {SERVER_CPU})
     cluster = PostgresCluster(bin_dir, Path(tempfile.mkdtemp(prefix="http-load-pg-")), free_port())
     cluster.init()
     with (cluster.data_dir / "postgresql.conf").open("a", encoding="utf-8") as conf:
@@ -240,6 +255,7 @@ def _measure_adk(cluster: PostgresCluster, args: argparse.Namespace, stamp: str)
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_on_server_cpu if args.pin else None,
         )
     try:
         _wait_healthy(adk, port, "/health", log_path)
@@ -304,6 +320,11 @@ async def _create_database(
     return url
 
 
+def _on_server_cpu() -> None:
+    """In the server's child process, before exec: run on SERVER_CPU only."""
+    os.sched_setaffinity(0, {SERVER_CPU})
+
+
 def _start_server(
     url: str, port: int, args: argparse.Namespace, log_path: Path
 ) -> subprocess.Popen[bytes]:
@@ -333,7 +354,14 @@ def _start_server(
         _uvicorn_http(args.http),
     ]
     with log_path.open("wb") as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_on_server_cpu if args.pin else None,
+        )
     _wait_healthy(server, port, "/healthz", log_path)
     return server
 
@@ -409,7 +437,12 @@ def render(results: dict[str, Any], args: argparse.Namespace, *, failed_runs: in
         f"{meta['duration_s']:.0f} s per level, loadgen client `{meta['client']}`. "
         f"Server: 1 uvicorn worker, `--loop {args.loop} --http {_uvicorn_http(args.http)}`, "
         "log level warning, "
-        "on a throwaway Postgres with default durability (fsync on). Same load generator, "
+        + (
+            "pinned alone to CPU 0 (Postgres and the load generator on the others, `--pin`), "
+            if args.pin
+            else ""
+        )
+        + "on a throwaway Postgres with default durability (fsync on). Same load generator, "
         "workloads and mock model behaviour as the ADK bench (`/work/shared/bench-adk`). "
         "`benchmarks/http_load.py` reproduces it.",
         "",

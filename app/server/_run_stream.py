@@ -187,6 +187,7 @@ class _RunResponse(Response):
             state_delta=args.state_delta,
             run_config=args.run_config,
             on_user_event=self._on_user_event,
+            new_invocation=not args.resume,
         )
 
     def _on_user_event(self, event: Event) -> None:

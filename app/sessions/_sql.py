@@ -676,8 +676,10 @@ def _pg_append_statement(
     moved on (stale), the fence moved on (the run lost the session) or the row is gone, `s` is
     empty, and the statement writes nothing and returns no row.
 
-    With `claim` the append also takes the session for the run, as `app.runs.sql_store` does on
-    its own: it bumps the session's fencing token and records the run as running. The UPDATE
+    With `claim` the append also takes the session for a new run (a fresh invocation id), as
+    `app.runs.sql_store` does on its own: it bumps the session's fencing token and records the
+    run as running (a resumed invocation, whose row exists, is taken by the runs layer). The
+    UPDATE
     locks the session row, so concurrent claims queue there; when another run is running the
     INSERT violates ux_runs_one_running and the whole statement (the event included) rolls
     back. The statement then returns the new token and the run's create time too.
@@ -722,10 +724,6 @@ def _pg_append_statement(
   SELECT $1::text, $2::text, $3::text, {inv}::text, 'running', {owner}::text,
          {lease}::float8, s.fence, {now}::float8, {now}::float8, false
     FROM s
-  ON CONFLICT (app_name, user_id, session_id, invocation_id) DO UPDATE
-     SET status = 'running', owner = excluded.owner, lease_expires = excluded.lease_expires,
-         fence = excluded.fence, start_time = excluded.start_time, end_time = NULL,
-         error = NULL, cancel_requested = false, request = NULL
   RETURNING fence, create_time)"""
     )
     return "WITH " + ",\n".join(ctes) + "\nSELECT s.create_time, r.fence, r.create_time FROM s, r"

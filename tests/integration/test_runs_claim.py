@@ -1,0 +1,212 @@
+"""A run takes its session with the user event's append (Postgres), and its end notifies the
+other replicas only when one of them waits for it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from google.genai import types
+
+from app.agents import LlmAgent
+from app.errors import RunInProgressError
+from app.events import Event
+from app.runners import Runner
+from app.runs import LocalNotifier, MultitaskStrategy, RunManager, RunStatus, SqlRunStore
+from app.runs.notify import CHANNEL, PostgresNotifier
+from app.sessions import DatabaseSessionService
+from app.sessions.fence import SessionClaim, current_fence, fenced
+from app.testing import ScriptedModel
+from tests.conftest import asyncpg_dsn
+
+pytestmark = pytest.mark.postgres
+
+APP, USER, SID = "app", "alice", "s"
+KEY = (APP, USER, SID)
+
+
+@pytest.fixture
+async def service(pg_db_url: str) -> AsyncIterator[DatabaseSessionService]:
+    svc = DatabaseSessionService(pg_db_url, pool_pre_ping=False)
+    await svc.create_session(app_name=APP, user_id=USER, session_id=SID)
+    try:
+        yield svc
+    finally:
+        await svc.close()
+
+
+@pytest.fixture
+async def manager(service: DatabaseSessionService) -> AsyncIterator[RunManager]:
+    """A replica's runs layer (no notifications: nothing else listens)."""
+    runs = RunManager(SqlRunStore(service), LocalNotifier(), lambda _app: _runner(service))
+    try:
+        yield runs
+    finally:
+        await runs.store.close()
+
+
+def _runner(service: DatabaseSessionService) -> Runner:
+    agent = LlmAgent(name="agent", model=ScriptedModel(["unused"]))
+    return Runner(app_name=APP, agent=agent, session_service=service)
+
+
+def _user(invocation_id: str, text: str = "hi") -> Event:
+    content = types.Content(role="user", parts=[types.Part(text=text)])
+    return Event(invocation_id=invocation_id, author="user", content=content)
+
+
+async def _run_rows(service: DatabaseSessionService) -> list[tuple[str, str, int | None]]:
+    async with service.engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT invocation_id, status, fence FROM runs ORDER BY create_time"
+        )
+        return [tuple(row) for row in rows.all()]
+
+
+async def test_the_user_event_append_takes_the_session(service: DatabaseSessionService) -> None:
+    session = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    assert session is not None
+    claim = SessionClaim("e-1", "replica-a", 10.0)
+    with fenced(claim):
+        assert current_fence() is None  # pending: nothing taken yet
+        stored = await service.append_event(session, _user("e-1"))
+        assert claim.fence is not None and not claim.pending
+        assert current_fence() == claim.fence
+        # The run's next appends are fenced with the token it got.
+        await service.append_event(session, Event(invocation_id="e-1", author="agent"))
+
+    assert stored.seq == 1
+    assert await _run_rows(service) == [("e-1", "running", claim.fence)]
+    async with service.engine.connect() as conn:
+        fence = (await conn.exec_driver_sql("SELECT fence FROM sessions")).scalar_one()
+    assert fence == claim.fence
+
+
+async def test_a_claim_on_a_held_session_stores_nothing(service: DatabaseSessionService) -> None:
+    first = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    second = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    assert first is not None and second is not None
+    with fenced(SessionClaim("e-1", "replica-a", 10.0)):
+        await service.append_event(first, _user("e-1"))
+
+    # Loaded before the first run stored its event: stale, and the session is held.
+    late = SessionClaim("e-2", "replica-b", 10.0)
+    with fenced(late), pytest.raises(RunInProgressError):
+        await service.append_event(second, _user("e-2", "me too"))
+    assert late.pending
+
+    # Loaded after: the seq matches, but the running run's row refuses the second one.
+    fresh = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    assert fresh is not None
+    with fenced(late), pytest.raises(RunInProgressError):
+        await service.append_event(fresh, _user("e-2", "me too"))
+    assert late.pending
+
+    stored = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    assert stored is not None
+    assert [e.invocation_id for e in stored.events] == ["e-1"]
+    assert [row[:2] for row in await _run_rows(service)] == [("e-1", "running")]
+
+
+async def test_concurrent_claims_take_the_session_once(service: DatabaseSessionService) -> None:
+    async def attempt(n: int) -> bool:
+        session = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+        assert session is not None
+        with fenced(SessionClaim(f"e-{n}", "replica", 10.0)):
+            try:
+                await service.append_event(session, _user(f"e-{n}"))
+            except RunInProgressError:
+                return False
+        return True
+
+    results = await asyncio.gather(*(attempt(n) for n in range(20)))
+    assert results.count(True) == 1
+    stored = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    assert stored is not None and len(stored.events) == 1
+    assert len(await _run_rows(service)) == 1
+
+
+async def test_a_run_that_never_appended_leaves_no_row(manager: RunManager) -> None:
+    run = await manager.begin(KEY, "e-1", on_first_append=True)
+    assert run.claim.pending and manager.active == [run]
+    assert await manager.answer_open_calls(run, {"error": "cancelled"}) == 0
+    await manager.finish(run, RunStatus.CANCELLED)
+    assert manager.active == []
+    assert await manager.list_runs(KEY, status=None, limit=10, before=None) == []
+    # The session is free: an explicit take works at once.
+    taken = await manager.begin(KEY, "e-2")
+    assert taken.fence is not None
+    await manager.finish(taken, RunStatus.COMPLETED)
+
+
+async def test_an_enqueued_or_interrupting_run_takes_the_session_up_front(
+    manager: RunManager,
+) -> None:
+    for strategy in (MultitaskStrategy.ENQUEUE, MultitaskStrategy.INTERRUPT):
+        run = await manager.begin(KEY, f"e-{strategy}", strategy=strategy, on_first_append=True)
+        assert run.fence is not None
+        await manager.finish(run, RunStatus.COMPLETED)
+
+
+class _Listener:
+    """A plain LISTEN on the runs channel, as another replica's notifier would hold."""
+
+    def __init__(self) -> None:
+        self.payloads: list[list[str]] = []
+
+    def __call__(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.payloads.append(json.loads(payload)[1:])
+
+    async def quiet(self) -> list[list[str]]:
+        await asyncio.sleep(0.3)  # notifications are delivered asynchronously
+        return self.payloads
+
+
+async def test_a_run_end_is_announced_only_when_someone_waits(
+    service: DatabaseSessionService, pg_db_url: str
+) -> None:
+    listener = _Listener()
+    conn = await asyncpg.connect(asyncpg_dsn(pg_db_url))
+    await conn.add_listener(CHANNEL, listener)
+    notifier = PostgresNotifier(service.engine.url)
+    manager = RunManager(SqlRunStore(service), notifier, lambda _app: _runner(service))
+    await manager.start()
+    try:
+        # Nobody waits: the end is stored, and no replica is woken.
+        run = await manager.begin(KEY, "e-1")
+        await manager.finish(run, RunStatus.COMPLETED)
+        assert await listener.quiet() == []
+
+        # Another replica follows it: announced.
+        run = await manager.begin(KEY, "e-2")
+        run.remote_watchers = True
+        await manager.finish(run, RunStatus.COMPLETED)
+        assert await listener.quiet() == [["end", APP, USER, SID, "e-2"]]
+        listener.payloads.clear()
+
+        # A run is queued behind it (whichever replica's): announced.
+        run = await manager.begin(KEY, "e-3")
+        await SqlRunStore(service).enqueue(KEY, "e-4", {"newMessage": None})
+        await manager.finish(run, RunStatus.COMPLETED)
+        assert await listener.quiet() == [["end", APP, USER, SID, "e-3"]]
+        record = await manager.get(KEY, "e-3")
+        assert record.status is RunStatus.COMPLETED
+    finally:
+        await manager.close()
+        await conn.close()
+
+
+async def test_a_watch_for_a_queued_run_reaches_the_replica_that_takes_it(
+    manager: RunManager,
+) -> None:
+    # Another replica follows e-2 while it is queued: there is no owner yet to tell.
+    manager._on_signal(("watch", APP, USER, SID, "e-2"))
+    first = await manager.begin(KEY, "e-1")
+    assert not first.remote_watchers
+    await manager.finish(first, RunStatus.COMPLETED)
+    second = await manager.begin(KEY, "e-2")
+    assert second.remote_watchers  # so its events and end are announced
+    await manager.finish(second, RunStatus.COMPLETED)
