@@ -40,7 +40,9 @@ WITH f AS (
   RETURNING fence)
 INSERT INTO runs (app_name, user_id, session_id, invocation_id, status, owner, lease_expires,
                   fence, create_time, start_time, cancel_requested)
-SELECT $1, $2, $3, $4, 'running', $5, $6::float8, f.fence, $7::float8, $7::float8, false FROM f
+SELECT $1, $2, $3, $4, 'running', $5, extract(epoch FROM clock_timestamp()) + $6::float8,
+       f.fence, $7::float8, $7::float8, false
+  FROM f
 ON CONFLICT (app_name, user_id, session_id, invocation_id) DO UPDATE
    SET status = 'running', owner = excluded.owner, lease_expires = excluded.lease_expires,
        fence = excluded.fence, start_time = excluded.start_time, end_time = NULL,
@@ -168,7 +170,7 @@ class SqlRunStore(RunStore):
         try:
             if self._postgres:
                 row = await self._service.postgres_fetchrow(
-                    _PG_BEGIN_RAW, *key, invocation_id, owner, params["lease"], now
+                    _PG_BEGIN_RAW, *key, invocation_id, owner, lease_seconds, now
                 )
             else:
                 row = await self._sqlite_begin(params)
@@ -303,10 +305,17 @@ class SqlRunStore(RunStore):
             result = await conn.execute(stmt)
         return bool(result.rowcount)
 
+    def _clock(self) -> Any:
+        """Now, for leases: the database's clock on Postgres, so replicas' clocks never matter
+        (SQLite's replicas are one process)."""
+        if self._postgres:
+            return sa.func.extract("epoch", sa.func.clock_timestamp())
+        return time.time()
+
     async def take_over(self, record: RunRecord, *, owner: str, lease_seconds: float) -> int | None:
         """See `RunStore.take_over`."""
         params = {**_key(record.key), "inv": record.invocation_id}
-        now = time.time()
+        now = self._clock()
         async with self._upkeep_write() as conn:
             fence = (await conn.execute(_PG_SEAL_FENCE, params)).scalar_one_or_none()
             if fence is None:
@@ -337,7 +346,7 @@ class SqlRunStore(RunStore):
                 runs.c.owner == owner,
                 runs.c.invocation_id.in_(invocation_ids),
             )
-            .values(lease_expires=time.time() + lease_seconds)
+            .values(lease_expires=self._clock() + lease_seconds)
         )
         if self._postgres:
             async with self._upkeep_read() as conn:  # autocommit: one statement
@@ -347,8 +356,9 @@ class SqlRunStore(RunStore):
                 await conn.execute(stmt)
 
     async def expired(self, now: float) -> list[RunRecord]:
-        """See `RunStore.expired`."""
-        stmt = sa.select(runs).where(runs.c.status == _RUNNING, runs.c.lease_expires < now)
+        """See `RunStore.expired` (on Postgres, `now` is the database's)."""
+        clock = self._clock() if self._postgres else now
+        stmt = sa.select(runs).where(runs.c.status == _RUNNING, runs.c.lease_expires < clock)
         async with self._upkeep_read() as conn:
             return [_record(row) for row in (await conn.execute(stmt)).all()]
 

@@ -368,7 +368,7 @@ class PostgresSql(SessionSql):
             row = await self._fetchrow(query, *args)
             return None if row is None else float(row[0])
         now = time.time()
-        args += [claim.invocation_id, claim.owner, now + claim.lease_seconds, now]
+        args += [claim.invocation_id, claim.owner, claim.lease_seconds, now]
         try:
             row = await self._fetchrow(query, *args)
         except self._unique_violation as exc:  # ux_runs_one_running: nothing was written
@@ -672,9 +672,10 @@ def _pg_append_statement(
     Parameters: $1-$3 the key, $4 expected seq, $5 event id, $6 invocation id, $7 author,
     $8 timestamp, $9 event JSON, then the JSON of each delta present (session, app, user),
     then the fencing token when `fenced`, then with `claim` the run's invocation id, owner,
-    lease expiry and start time. Every part reads from `s`, the guarded UPDATE: when the seq
-    moved on (stale), the fence moved on (the run lost the session) or the row is gone, `s` is
-    empty, and the statement writes nothing and returns no row.
+    lease (seconds, on the database's clock) and start time. Every part reads from `s`, the
+    guarded UPDATE: when the seq moved on (stale), the fence moved on (the run lost the
+    session) or the row is gone, `s` is empty, and the statement writes nothing and returns
+    no row.
 
     With `claim` the append also takes the session for a new run (a fresh invocation id), as
     `app.runs.sql_store` does on its own: it bumps the session's fencing token and records the
@@ -722,7 +723,8 @@ def _pg_append_statement(
   INSERT INTO runs (app_name, user_id, session_id, invocation_id, status, owner,
                     lease_expires, fence, create_time, start_time, cancel_requested)
   SELECT $1::text, $2::text, $3::text, {inv}::text, 'running', {owner}::text,
-         {lease}::float8, s.fence, {now}::float8, {now}::float8, false
+         extract(epoch FROM clock_timestamp()) + {lease}::float8, s.fence, {now}::float8,
+         {now}::float8, false
     FROM s
   RETURNING fence, create_time)"""
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -210,3 +211,18 @@ async def test_a_watch_for_a_queued_run_reaches_the_replica_that_takes_it(
     second = await manager.begin(KEY, "e-2")
     assert second.remote_watchers  # so its events and end are announced
     await manager.finish(second, RunStatus.COMPLETED)
+
+
+async def test_leases_run_on_the_database_clock(manager: RunManager) -> None:
+    store = manager.store
+    run = await manager.begin(KEY, "e-1")
+    # A sweeper whose own clock runs an hour ahead still sees a live lease.
+    assert await store.expired(time.time() + 3600) == []
+    [record] = await manager.list_runs(KEY, status=RunStatus.RUNNING, limit=1, before=None)
+    assert await store.take_over(record, owner="other", lease_seconds=10) is None
+    # A replica whose clock runs behind renews to the database's now + lease, not its own.
+    await store.renew(manager.replica_id, ["e-1"], 0.0)
+    await asyncio.sleep(0.05)
+    [expired] = await store.expired(time.time() - 3600)
+    assert expired.invocation_id == "e-1"
+    await manager.finish(run, RunStatus.COMPLETED)

@@ -161,12 +161,12 @@ async def serve_live(
     logger.info("live opened app=%s session=%s modalities=%s", app, sid, modalities)
     outcome: list[RunStatus] = []
 
-    async def release() -> None:
+    async def release(status: RunStatus = RunStatus.COMPLETED) -> None:
         # Before the close frame: a client may reconnect as soon as it sees the close.
         if not outcome:
-            outcome.append(RunStatus.COMPLETED)
+            outcome.append(status)
             with anyio.CancelScope(shield=True), anyio.move_on_after(_REPAIR_TIMEOUT):
-                await runs.finish(active, RunStatus.COMPLETED)
+                await runs.finish(active, status)
             if quota is not None:
                 await _end_quota(quota)
 
@@ -182,7 +182,7 @@ async def serve_live(
             raise
         # Stopped by the runs layer: a drain (1012, reconnect elsewhere) or a cancel.
         shutdown = active.cancel_reason is CancelReason.SHUTDOWN
-        await release()
+        await release(RunStatus.CANCELLED)  # stopped, not ended by the client
         with contextlib.suppress(Exception):  # the client may be gone
             await websocket.close(CLOSE_RESTART if shutdown else CLOSE_NORMAL, "run stopped")
         reason = "shutdown" if shutdown else "cancelled"
