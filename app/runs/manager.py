@@ -370,6 +370,13 @@ class RunManager:
         """Record the end of `run` and release its session; tell waiters and watchers.
 
         When the database is unreachable the run is kept and sealed once it answers again.
+        A last event the session store held back (`SessionClaim.defer_author`) is stored in
+        the same statement.
+
+        Raises:
+            AgentServiceError: the held last event could not be stored (RunLostError,
+                StaleSessionError; the run is not ended: finish it again with an error), or
+                DatabaseUnavailableError (both are stored when the database answers again).
         """
         self._forget(run.invocation_id)
         fence = run.fence
@@ -378,6 +385,7 @@ class RunManager:
         seq = last_seq if last_seq is not None else run.last_seq
         signal = ("end", *run.key, run.invocation_id)
         announce = self.notifier.inline(signal) if self.store.announces_inline else None
+        held = run.claim.held is not None
         try:
             await self.store.finish(
                 run.key,
@@ -388,6 +396,7 @@ class RunManager:
                 error=error,
                 announce=announce,
                 watched=run.remote_watchers,
+                claim=run.claim,
             )
         except DatabaseUnavailableError:
             logger.warning(
@@ -396,6 +405,8 @@ class RunManager:
                 run.invocation_id,
             )
             self._unsealed.append((run, status, error))
+            if held:
+                raise  # its last event is not stored yet either: the caller says so
             return
         self._signal_local(signal)
         if announce is None:
@@ -669,14 +680,28 @@ class RunManager:
                     exc.code,
                 )
             assert run.fence is not None  # only runs that took their session are kept
-            await self.store.finish(
-                run.key,
-                run.invocation_id,
-                fence=run.fence,
-                status=status,
-                last_seq=run.last_seq,
-                error=error,
-            )
+            try:
+                await self.store.finish(
+                    run.key,
+                    run.invocation_id,
+                    fence=run.fence,
+                    status=status,
+                    last_seq=run.last_seq,
+                    error=error,
+                    claim=run.claim,
+                )
+            except AgentServiceError as exc:
+                if isinstance(exc, DatabaseUnavailableError):
+                    raise  # kept for the next sweep
+                # Its held last event was refused (sealed meanwhile): end it without.
+                await self.store.finish(
+                    run.key,
+                    run.invocation_id,
+                    fence=run.fence,
+                    status=status,
+                    last_seq=run.last_seq,
+                    error=error,
+                )
             self._unsealed.pop(0)
             self._announce_end(run.key, run.invocation_id)
         for record in await self.store.expired(time.time()):

@@ -17,12 +17,18 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.errors import RunInProgressError, SessionNotFoundError
+from app.errors import (
+    AgentServiceError,
+    DatabaseUnavailableError,
+    RunInProgressError,
+    SessionNotFoundError,
+)
 from app.runs._tables import events, runs, sessions
 from app.runs.record import RunRecord, RunStatus, SessionKey, decode_json
 from app.runs.store import Cursor, RunStore
 from app.sessions import DatabaseSessionService
 from app.sessions._engine import create_engine, transaction_engine
+from app.sessions.fence import SessionClaim
 
 _RUNNING = RunStatus.RUNNING.value
 
@@ -280,8 +286,24 @@ class SqlRunStore(RunStore):
         error: dict[str, Any] | None,
         announce: tuple[str, str] | None = None,
         watched: bool = True,
+        claim: SessionClaim | None = None,
     ) -> bool:
         """See `RunStore.finish`."""
+        if claim is not None and claim.held is not None:
+            try:
+                ended = await self._service.end_run(
+                    claim,
+                    status=status.value,
+                    error_json=None if error is None else json.dumps(error),
+                    announce=announce if self._postgres else None,
+                    watched=watched,
+                )
+            except AgentServiceError as exc:
+                if not isinstance(exc, DatabaseUnavailableError):
+                    claim.held = None  # refused for good: the run ends without it
+                raise
+            if ended is not None:
+                return ended
         if self._postgres:
             args: list[Any] = [*key, invocation_id, status.value, time.time()]
             args += [None if error is None else json.dumps(error), last_seq, fence]

@@ -16,6 +16,7 @@ from typing import Any
 from app.errors import RunInProgressError, SessionNotFoundError
 from app.runs.record import RunRecord, RunStatus, SessionKey
 from app.sessions import BaseSessionService, GetSessionConfig
+from app.sessions.fence import SessionClaim
 
 Cursor = tuple[float, str]
 """(create_time, invocation_id) of the last run of a page."""
@@ -66,12 +67,18 @@ class RunStore(abc.ABC):
         error: dict[str, Any] | None,
         announce: tuple[str, str] | None = None,
         watched: bool = True,
+        claim: SessionClaim | None = None,
     ) -> bool:
         """Record the end of a run that still holds the session; False if it did not.
 
         `announce` is a (channel, payload) notification to send along when the store
         `announces_inline`: always when the run is `watched` from another replica, else only
-        when the session has queued runs (whose waiters may be anywhere).
+        when the session has queued runs (whose waiters may be anywhere). The last event
+        `claim` holds back, if any, is stored by the same statement.
+
+        Raises:
+            AgentServiceError: the held event was refused (then dropped; the run is not
+                ended), or the database is unavailable (then kept).
         """
 
     @abc.abstractmethod
@@ -190,8 +197,9 @@ class MemoryRunStore(RunStore):
         error: dict[str, Any] | None,
         announce: tuple[str, str] | None = None,
         watched: bool = True,
+        claim: SessionClaim | None = None,
     ) -> bool:
-        """See `RunStore.finish`."""
+        """See `RunStore.finish` (no session store here holds events back)."""
         record = self._runs.get(key, {}).get(invocation_id)
         if record is None or record.status is not RunStatus.RUNNING or record.fence != fence:
             return False

@@ -39,10 +39,11 @@ from google.genai import types
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.agents import RunConfig
+from app.agents import LlmAgent, RunConfig
 from app.errors import (
     AgentServiceError,
     AlreadyExistsError,
+    DatabaseUnavailableError,
     RunCancelledError,
     SessionNotFoundError,
 )
@@ -140,6 +141,7 @@ class _RunResponse(Response):
         self._send: Send | None = None
         self._early_error: BaseException | None = None
         self.run: ActiveRun | None = None
+        self._held_event: Event | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = send
@@ -279,8 +281,41 @@ class _RunResponse(Response):
 
     async def _finish(self, run: ActiveRun, status: RunStatus, **fields: Any) -> None:
         """Record the end of the run, then free its quota (a client may start the next one)."""
-        await self.args.runs.finish(run, status, **fields)
-        await self._end_quota()
+        try:
+            await self.args.runs.finish(run, status, **fields)
+        finally:
+            await self._end_quota()
+
+    async def _end(self, run: ActiveRun, status: RunStatus, **fields: Any) -> bool:
+        """`_finish` for a run that did not succeed: a held last event that cannot be stored
+        is dropped, and the run ends without it. Return whether the end (and the event) was
+        stored."""
+        try:
+            await self._finish(run, status, **fields)
+        except DatabaseUnavailableError:
+            return False  # the runs layer stores the end once the database answers again
+        except AgentServiceError:
+            await self._finish(run, status, **fields)  # the store dropped the event
+            return False
+        return True
+
+    async def _complete(self, run: ActiveRun) -> BaseException | None:
+        """End a run that succeeded, its held last event with it; return the error (in-band)
+        that kept that event from being stored, or None."""
+        try:
+            await self._finish(run, RunStatus.COMPLETED, last_seq=self.progress.last_seq)
+        except DatabaseUnavailableError as exc:
+            return exc  # the runs layer stores the event and the end once it answers again
+        except AgentServiceError as exc:
+            _log_run_error(self.args, exc)
+            await self._end(
+                run, RunStatus.ERROR, last_seq=self.progress.last_seq, error=problem_for(exc)
+            )
+            return exc
+        held, self._held_event = self._held_event, None
+        if held is not None:
+            await self._send_event(held)  # stored now: its frame comes before the end
+        return None
 
     async def _drive_admitted(self) -> None:
         try:
@@ -297,6 +332,9 @@ class _RunResponse(Response):
             await self._on_finish(exc)
             return
         self.run = run
+        if isinstance(self.args.runner.agent, LlmAgent):
+            # Its final response ends the run: the run's end is stored with it.
+            run.claim.defer_author = self.args.runner.agent.name
         try:
             with fenced(run.claim):
                 error = await self._drive_run(run)
@@ -304,26 +342,28 @@ class _RunResponse(Response):
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):
                 reason = run.cancel_reason
                 if reason is CancelReason.LOST:
-                    await self._finish(run, RunStatus.ERROR, error=LOST_PROBLEM)
+                    await self._end(run, RunStatus.ERROR, error=LOST_PROBLEM)
                 else:
-                    await self._finish(run, RunStatus.CANCELLED, last_seq=self.progress.last_seq)
+                    await self._end(run, RunStatus.CANCELLED, last_seq=self.progress.last_seq)
                 if not self.disconnected:
                     await self._start()
                     await self._on_cancelled()
             raise
         except BaseException:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_SECONDS):
-                await self._finish(run, RunStatus.ERROR, error=problem_for(Exception()))
+                await self._end(run, RunStatus.ERROR, error=problem_for(Exception()))
             raise
         if self._early_error is not None:
-            await self._finish(run, RunStatus.ERROR, error=problem_for(self._early_error))
+            await self._end(run, RunStatus.ERROR, error=problem_for(self._early_error))
             return
         if error is None:
-            await self._finish(run, RunStatus.COMPLETED, last_seq=self.progress.last_seq)
+            error = await self._complete(run)
         else:
-            await self._finish(
+            stored = await self._end(
                 run, RunStatus.ERROR, last_seq=self.progress.last_seq, error=problem_for(error)
             )
+            if stored and self._held_event is not None:
+                await self._send_event(self._held_event)  # stored with the end: sent first
         await self._start()  # a run that failed before its first event still answers in-band
         await self._on_finish(error)
 
@@ -363,13 +403,21 @@ class _RunResponse(Response):
             await self._on_start()
 
     async def _deliver(self, event: Event) -> None:
+        if self.args.quota is not None:
+            self.args.quota.observe(event)
+        run = self.run
+        if run is not None and run.claim.held is not None and run.claim.held.event is event:
+            # Not stored yet (see `SessionClaim.defer_author`): sent once it is.
+            self._held_event = event
+            return
+        await self._send_event(event)
+
+    async def _send_event(self, event: Event) -> None:
         progress = self.progress
         if event.seq is not None and not event.partial:
             progress.last_seq = event.seq
         if self.run is not None:
             self.args.runs.published(self.run, event)
-        if self.args.quota is not None:
-            self.args.quota.observe(event)
         if not self.disconnected:
             await self._on_event(event)
 

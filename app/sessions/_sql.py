@@ -94,6 +94,20 @@ class LoadedSession:
 
 
 @dataclass(frozen=True)
+class RunEnding:
+    """A run's end, stored by the statement that stores its last event."""
+
+    invocation_id: str
+    status: str
+    end_time: float
+    error_json: str | None
+    announce: tuple[str, str] | None
+    """(channel, payload) of a NOTIFY sent along when `watched` or the session has queued
+    runs (see `app.runs.sql_store`)."""
+    watched: bool
+
+
+@dataclass(frozen=True)
 class NewEvent:
     """An event row to insert, with the deltas its append applies."""
 
@@ -112,6 +126,9 @@ class NewEvent:
     claim: SessionClaim | None = None
     """When set (stores with `claims_on_append`), the append also takes the session for the
     claim's run, and fills in the claim's fencing token."""
+    ending: RunEnding | None = None
+    """When set (a fenced append, stores with `claims_on_append`), the append also ends the
+    run that holds the session with `fence`."""
 
     def params(self) -> dict[str, Any]:
         """Bind parameters shared by both dialects' append statements."""
@@ -168,6 +185,11 @@ class SessionSql(abc.ABC):
         Raises:
             RunInProgressError: with `event.claim`, another run holds the session.
         """
+
+    async def append_and_end(self, event: NewEvent) -> tuple[float, bool] | None:
+        """`append` with `event.ending` (stores with `claims_on_append`): also end the run;
+        return (create_time, whether the run was ended), or None when nothing was written."""
+        raise TypeError("this session store cannot end a run with an append")
 
     @abc.abstractmethod
     async def list_events(
@@ -276,7 +298,7 @@ class PostgresSql(SessionSql):
         # ran, and these statements return no composite types that could raise it.)
         self._stale_statement = asyncpg.InvalidCachedStatementError
         self._connections = HotConnections(engine)
-        self._append_sql: dict[tuple[bool, bool, bool, bool, bool], str] = {}
+        self._append_sql: dict[tuple[bool, bool, bool, bool, bool, int], str] = {}
         self._create_sql: dict[tuple[bool, bool], str] = {}
 
     async def _fetchrow(self, query: str, *args: Any) -> Any:
@@ -339,13 +361,18 @@ class PostgresSql(SessionSql):
     async def append(self, event: NewEvent) -> float | None:
         """One statement: guarded seq bump, state merge, event insert, app/user upserts (and,
         with a claim, the take of the session for its run)."""
-        claim = event.claim
+        row = await self._append_row(event)
+        return None if row is None else float(row[0])
+
+    async def _append_row(self, event: NewEvent) -> Any:
+        claim, ending = event.claim, event.ending
         flags = (
             bool(event.session_delta),
             bool(event.app_delta),
             bool(event.user_delta),
             event.fence is not None,
             claim is not None,
+            0 if ending is None else (2 if ending.announce is not None else 1),
         )
         query = self._append_sql.get(flags)
         if query is None:
@@ -364,9 +391,12 @@ class PostgresSql(SessionSql):
                 args.append(dumps_json(delta))
         if event.fence is not None:
             args.append(event.fence)
+        if ending is not None:
+            args += [ending.invocation_id, ending.status, ending.end_time, ending.error_json]
+            if ending.announce is not None:
+                args += [*ending.announce, ending.watched]
         if claim is None:
-            row = await self._fetchrow(query, *args)
-            return None if row is None else float(row[0])
+            return await self._fetchrow(query, *args)
         now = time.time()
         args += [claim.invocation_id, claim.owner, claim.lease_seconds, now]
         try:
@@ -375,10 +405,16 @@ class PostgresSql(SessionSql):
             raise RunInProgressError(
                 f"A run is already in progress on session {event.key[2]}."
             ) from exc
-        if row is None:
-            return None
-        claim.fence, claim.create_time = row[1], row[2]
-        return float(row[0])
+        if row is not None:
+            claim.fence, claim.create_time = row[1], row[2]
+        return row
+
+    async def append_and_end(self, event: NewEvent) -> tuple[float, bool] | None:
+        """`append` with `event.ending`: also end the run; return (create_time, whether the
+        run was ended), or None when nothing was written."""
+        assert event.ending is not None and event.fence is not None
+        row = await self._append_row(event)
+        return None if row is None else (float(row[0]), bool(row[1]))
 
     async def list_events(
         self, key: SessionKey, after_seq: int, limit: int | None
@@ -666,30 +702,37 @@ def _pg_append_statement(
     user_delta: bool,
     fenced: bool = False,
     claim: bool = False,
+    ending: int = 0,
 ) -> str:
     """Build the single-statement append for one combination of deltas.
 
     Parameters: $1-$3 the key, $4 expected seq, $5 event id, $6 invocation id, $7 author,
     $8 timestamp, $9 event JSON, then the JSON of each delta present (session, app, user),
-    then the fencing token when `fenced`, then with `claim` the run's invocation id, owner,
-    lease (seconds, on the database's clock) and start time. Every part reads from `s`, the
-    guarded UPDATE: when the seq moved on (stale), the fence moved on (the run lost the
-    session) or the row is gone, `s` is empty, and the statement writes nothing and returns
-    no row.
+    then the fencing token when `fenced`, then with `ending` the run's invocation id, status,
+    end time and error JSON (and with `ending` 2 a NOTIFY's channel, payload and whether the
+    run is watched), then with `claim` the run's invocation id, owner, lease (seconds, on the
+    database's clock) and start time. Every part reads from `s`, the guarded UPDATE: when the
+    seq moved on (stale), the fence moved on (the run lost the session) or the row is gone,
+    `s` is empty, and the statement writes nothing and returns no row.
 
     With `claim` the append also takes the session for a new run (a fresh invocation id), as
     `app.runs.sql_store` does on its own: it bumps the session's fencing token and records the
     run as running (a resumed invocation, whose row exists, is taken by the runs layer). The
-    UPDATE
-    locks the session row, so concurrent claims queue there; when another run is running the
-    INSERT violates ux_runs_one_running and the whole statement (the event included) rolls
-    back. The statement then returns the new token and the run's create time too.
+    UPDATE locks the session row, so concurrent claims queue there; when another run is
+    running the INSERT violates ux_runs_one_running and the whole statement (the event
+    included) rolls back. The statement then returns the new token and the run's create time.
+
+    With `ending` (a fenced append) the append also ends the run that holds the session with
+    that token, as `app.runs.sql_store`'s finish does on its own (its last seq is this
+    event's), and returns whether it did.
     """
-    params = iter(range(10, 18))
-    set_state = f", state = sessions.state || ${next(params)}::jsonb" if session_delta else ""
-    app_param = f"${next(params)}::jsonb" if app_delta else ""
-    user_param = f"${next(params)}::jsonb" if user_delta else ""
-    fence_guard = f" AND fence = ${next(params)}::int8" if fenced else ""
+    assert not (claim and ending), "a run's first append is never its last here"
+    params = (f"${n}" for n in range(10, 30))
+    set_state = f", state = sessions.state || {next(params)}::jsonb" if session_delta else ""
+    app_param = f"{next(params)}::jsonb" if app_delta else ""
+    user_param = f"{next(params)}::jsonb" if user_delta else ""
+    fence = next(params) if fenced else ""
+    fence_guard = f" AND fence = {fence}::int8" if fenced else ""
     set_fence = ", fence = fence + 1" if claim else ""
     ctes = [
         f"""s AS (
@@ -715,11 +758,35 @@ def _pg_append_statement(
   INSERT INTO user_states (app_name, user_id, state, update_time)
   SELECT $1::text, $2::text, {user_param}, $8::float8 FROM s{_PG_MERGE_USER_STATE})"""
         )
-    if not claim:
-        return "WITH " + ",\n".join(ctes) + "\nSELECT create_time FROM s"
-    inv, owner, lease, now = (f"${next(params)}" for _ in range(4))
-    ctes.append(
-        f"""r AS (
+    selected = ["s.create_time"]
+    if ending:
+        assert fenced, "a run's end rides only on a fenced append"
+        inv, status, end_time, error = (next(params) for _ in range(4))
+        ctes.append(
+            f"""x AS (
+  UPDATE runs
+     SET status = {status}::text, end_time = {end_time}::float8, error = {error}::text,
+         last_seq = s.seq, owner = NULL, lease_expires = NULL, request = NULL
+    FROM s
+   WHERE runs.app_name = $1 AND runs.user_id = $2 AND runs.session_id = $3
+     AND runs.invocation_id = {inv}::text AND runs.status = 'running'
+     AND runs.fence = {fence}::int8
+  RETURNING 1)"""
+        )
+        selected.append("(SELECT count(*) FROM x)")
+        if ending == 2:
+            channel, payload, watched = (next(params) for _ in range(3))
+            selected.append(
+                f"""(SELECT pg_notify({channel}::text, {payload}::text) FROM x
+     WHERE {watched}::bool OR EXISTS (
+       SELECT 1 FROM runs q
+        WHERE q.app_name = $1 AND q.user_id = $2 AND q.session_id = $3
+          AND q.status = 'queued'))"""
+            )
+    if claim:
+        inv, owner, lease, now = (next(params) for _ in range(4))
+        ctes.append(
+            f"""r AS (
   INSERT INTO runs (app_name, user_id, session_id, invocation_id, status, owner,
                     lease_expires, fence, create_time, start_time, cancel_requested)
   SELECT $1::text, $2::text, $3::text, {inv}::text, 'running', {owner}::text,
@@ -727,8 +794,10 @@ def _pg_append_statement(
          {now}::float8, false
     FROM s
   RETURNING fence, create_time)"""
-    )
-    return "WITH " + ",\n".join(ctes) + "\nSELECT s.create_time, r.fence, r.create_time FROM s, r"
+        )
+        selected += ["r.fence", "r.create_time"]
+    source = "s, r" if claim else "s"
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(selected)} FROM {source}"
 
 
 def _pg_create_statement(app_delta: bool, user_delta: bool) -> str:

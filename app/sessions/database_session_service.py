@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,6 +47,7 @@ from app.sessions._sql import (
     LoadedSession,
     NewEvent,
     PostgresSql,
+    RunEnding,
     SessionExistsError,
     SessionKey,
     SessionSql,
@@ -58,7 +60,7 @@ from app.sessions.base_session_service import (
     decode_page_token,
     encode_page_token,
 )
-from app.sessions.fence import current_fence, pending_claim
+from app.sessions.fence import SessionClaim, current_claim, current_fence
 from app.sessions.migration import prepare_schema
 from app.sessions.session import Session
 from app.sessions.state import split_state
@@ -286,25 +288,25 @@ class DatabaseSessionService(CachedReadsSessionService):
         """Store the event; see `BaseSessionService.append_event`."""
         if event.partial:
             return event
+        run = current_claim()
+        if run is not None and run.held is not None:
+            await self._write_held(run)  # it comes first, as if stored when appended
         # A run whose session is still to be taken takes it with this append (see fence.py).
-        claim = pending_claim()
+        claim = run if run is not None and run.pending else None
         if claim is not None and not self._sql.claims_on_append:
             raise TypeError("this session store cannot take a run's session on append")
         self._trim_temp_delta(session, event)
         delta = event.actions.state_delta
         app_delta, user_delta, session_delta = split_state(delta) if delta else ({}, {}, {})
         key = (session.app_name, session.user_id, session.id)
-        expected = session.last_seq
         previous_seq = event.seq
         # The new seq is known up front (the write succeeds only from `expected`), so the
         # stored JSON carries it and is never rewritten.
-        event.seq = expected + 1
-        fence = current_fence()
-        current: tuple[int, int] | None = None
+        event.seq = session.last_seq + 1
         try:
             row = NewEvent(
                 key=key,
-                expected_seq=expected,
+                expected_seq=session.last_seq,
                 event_id=event.id,
                 invocation_id=event.invocation_id,
                 author=event.author,
@@ -313,40 +315,119 @@ class DatabaseSessionService(CachedReadsSessionService):
                 session_delta=session_delta,
                 app_delta=app_delta,
                 user_delta=user_delta,
-                fence=fence,
+                fence=current_fence(),
                 claim=claim,
             )
-            async with self._database("append_event"):
-                create_time = await self._sql.append(row)
-                if create_time is None:
-                    current = await self._sql.current_seq(key)
-
         except BaseException:
             event.seq = previous_seq
             raise
-        if create_time is None:
-            event.seq = previous_seq
+        if (
+            run is not None
+            and run.defer_author == event.author
+            and not run.pending
+            and self._sql.claims_on_append
+            and event.is_final_response()
+        ):
+            # Likely the run's last event: its end may ride on this write (`end_run`).
+            run.held = _Held(session, event, row)
+            self._apply_event(session, event)
+            return event
+        await self._store(session, event, row, previous_seq)
+        self._apply_event(session, event)
+        return event
+
+    async def end_run(
+        self,
+        claim: SessionClaim,
+        *,
+        status: str,
+        error_json: str | None,
+        announce: tuple[str, str] | None,
+        watched: bool,
+    ) -> bool | None:
+        """Store the run's held event (`SessionClaim.defer_author`) and the run's end in one
+        statement; return whether the run was ended, or None when nothing was held.
+
+        Raises:
+            RunLostError: the run no longer holds the session (nothing was stored).
+            StaleSessionError: another writer changed the session (nothing was stored).
+            DatabaseUnavailableError: the event stays held, for a later try.
+        """
+        held: _Held | None = claim.held
+        if held is None:
+            return None
+        ending = RunEnding(
+            invocation_id=claim.invocation_id,
+            status=status,
+            end_time=time.time(),
+            error_json=error_json,
+            announce=announce,
+            watched=watched,
+        )
+        row = replace(held.row, ending=ending)
+        ended = await self._store(held.session, held.event, row, None, applied=True)
+        claim.held = None
+        return ended
+
+    async def _write_held(self, claim: SessionClaim) -> None:
+        held: _Held = claim.held
+        await self._store(held.session, held.event, held.row, None, applied=True)
+        claim.held = None
+
+    async def _store(
+        self,
+        session: Session,
+        event: Event,
+        row: NewEvent,
+        previous_seq: int | None,
+        *,
+        applied: bool = False,
+    ) -> bool:
+        """Write `row` (for `event`, already numbered); return whether it ended its run.
+
+        A held event was `applied` to the session when appended: it keeps its seq on failure.
+        """
+        key = row.key
+        current: tuple[int, int] | None = None
+        result: tuple[float, bool] | None
+        try:
+            async with self._database("append_event"):
+                if row.ending is None:
+                    create_time = await self._sql.append(row)
+                    result = None if create_time is None else (create_time, False)
+                else:
+                    result = await self._sql.append_and_end(row)
+                if result is None:
+                    current = await self._sql.current_seq(key)
+        except BaseException:
+            if not applied:
+                event.seq = previous_seq
+            raise
+        if result is None:
+            if not applied:
+                event.seq = previous_seq
             if current is None:
                 self._cache.discard(key)
                 raise SessionNotFoundError(session.id)
-            if claim is not None:
+            if row.claim is not None:
                 # Written since this run loaded it: by another run, nearly always (a run that
                 # started and maybe ended meanwhile). Nothing of this run was stored.
                 raise RunInProgressError(
                     f"Another run wrote to session {session.id} while this one was starting; retry."
                 )
-            if fence is not None and current[1] != fence:
+            if row.fence is not None and current[1] != row.fence:
                 raise RunLostError(
                     f"This run no longer holds session {session.id}: it was sealed or taken "
                     "over by another writer."
                 )
             raise StaleSessionError(
                 f"Session {session.id} was modified (seq {current[0]}) since this copy was "
-                f"loaded (seq {expected}); reload it and retry."
+                f"loaded (seq {row.expected_seq}); reload it and retry."
             )
-        self._remember_append(key, expected, create_time, event, session_delta)
-        self._apply_event(session, event)
-        return event
+        create_time, ended = result
+        session_delta = row.session_delta
+        self._remember_append(key, row.expected_seq, create_time, event, session_delta)
+        return ended
 
     async def claim_close(self, session: Session) -> int | None:
         """Advance the session's close watermark; see `BaseSessionService.claim_close`."""
@@ -470,6 +551,15 @@ class DatabaseSessionService(CachedReadsSessionService):
             raise translated from exc
         finally:
             metrics.store_call(operation, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A run's event applied to its session but not written yet (`SessionClaim.held`)."""
+
+    session: Session
+    event: Event
+    row: NewEvent
 
 
 def _window(config: GetSessionConfig | None, entry: CachedSession | None) -> Window:

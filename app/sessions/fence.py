@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(eq=False)
@@ -37,6 +38,12 @@ class SessionClaim:
     """The session's fencing token once taken (None: still pending)."""
     create_time: float | None = None
     """When the run's row was created (set with `fence`)."""
+    defer_author: str | None = None
+    """Hold back the store's write of a final response by this author (the root agent) until
+    the run appends again or ends, so that the run's end rides on that write (see
+    `DatabaseSessionService.end_run`). The event is applied to the session in memory at once."""
+    held: Any = None
+    """The write held back, if any (the session store's own record)."""
 
     @property
     def pending(self) -> bool:
@@ -63,6 +70,12 @@ def current_fence() -> int | None:
     if isinstance(token, SessionClaim):
         return token.fence
     return token
+
+
+def current_claim() -> SessionClaim | None:
+    """Return this context's claim (pending or taken), if the context has one."""
+    token = _fence.get()
+    return token if isinstance(token, SessionClaim) else None
 
 
 def pending_claim() -> SessionClaim | None:

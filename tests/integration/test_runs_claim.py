@@ -13,7 +13,7 @@ import pytest
 from google.genai import types
 
 from app.agents import LlmAgent
-from app.errors import RunInProgressError
+from app.errors import RunInProgressError, RunLostError
 from app.events import Event
 from app.runners import Runner
 from app.runs import LocalNotifier, MultitaskStrategy, RunManager, RunStatus, SqlRunStore
@@ -226,3 +226,77 @@ async def test_leases_run_on_the_database_clock(manager: RunManager) -> None:
     [expired] = await store.expired(time.time() - 3600)
     assert expired.invocation_id == "e-1"
     await manager.finish(run, RunStatus.COMPLETED)
+
+
+def _answer(invocation_id: str, text: str = "hello") -> Event:
+    content = types.Content(role="model", parts=[types.Part(text=text)])
+    return Event(invocation_id=invocation_id, author="agent", content=content)
+
+
+async def _stored_seqs(service: DatabaseSessionService) -> list[int]:
+    async with service.engine.connect() as conn:
+        rows = await conn.exec_driver_sql("SELECT seq FROM events ORDER BY seq")
+        return [row[0] for row in rows.all()]
+
+
+async def test_the_last_event_and_the_run_end_are_one_write(
+    manager: RunManager, service: DatabaseSessionService
+) -> None:
+    session = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    run = await manager.begin(KEY, "e-1", on_first_append=True)
+    run.claim.defer_author = "agent"
+    with fenced(run.claim):
+        await service.append_event(session, _user("e-1"))
+        answer = await service.append_event(session, _answer("e-1"))
+    # Applied to the run's session, numbered, but held back until the run ends.
+    assert answer.seq == 2 and session.events[-1] is answer and session.last_seq == 2
+    assert run.claim.held is not None
+    assert await _stored_seqs(service) == [1]
+
+    await manager.finish(run, RunStatus.COMPLETED)
+    assert await _stored_seqs(service) == [1, 2]
+    record = await manager.get(KEY, "e-1")
+    assert record.status is RunStatus.COMPLETED and record.last_seq == 2
+    assert run.claim.held is None
+
+
+async def test_a_held_event_is_written_before_the_next_one(
+    manager: RunManager, service: DatabaseSessionService
+) -> None:
+    session = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    run = await manager.begin(KEY, "e-1", on_first_append=True)
+    run.claim.defer_author = "agent"
+    with fenced(run.claim):
+        await service.append_event(session, _user("e-1"))
+        await service.append_event(session, _answer("e-1", "first"))
+        assert await _stored_seqs(service) == [1]
+        # Not the last one after all (a callback added another): both stored, in order.
+        await service.append_event(session, Event(invocation_id="e-1", author="other"))
+    assert await _stored_seqs(service) == [1, 2, 3]
+    await manager.finish(run, RunStatus.CANCELLED)
+    record = await manager.get(KEY, "e-1")
+    assert record.status is RunStatus.CANCELLED
+    stored = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    assert [e.author for e in stored.events] == ["user", "agent", "other"]
+
+
+async def test_a_held_event_refused_at_the_end_is_dropped(
+    manager: RunManager, service: DatabaseSessionService
+) -> None:
+    session = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    run = await manager.begin(KEY, "e-1", on_first_append=True)
+    run.claim.defer_author = "agent"
+    with fenced(run.claim):
+        await service.append_event(session, _user("e-1"))
+        await service.append_event(session, _answer("e-1"))
+    # Another replica sealed the run meanwhile (it took the session with a new token).
+    [record] = await manager.list_runs(KEY, status=RunStatus.RUNNING, limit=1, before=None)
+    async with service.engine.begin() as conn:
+        await conn.exec_driver_sql("UPDATE runs SET lease_expires = 0")
+    assert await manager.store.take_over(record, owner="other", lease_seconds=10) is not None
+    with pytest.raises(RunLostError):
+        await manager.finish(run, RunStatus.COMPLETED)
+    assert run.claim.held is None
+    assert await _stored_seqs(service) == [1]
+    await manager.finish(run, RunStatus.ERROR, error={"code": "run_lost"})  # a no-op now
+    assert (await manager.get(KEY, "e-1")).owner == "other"
