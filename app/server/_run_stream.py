@@ -406,7 +406,12 @@ class _RunResponse(Response):
         if self.args.quota is not None:
             self.args.quota.observe(event)
         run = self.run
-        if run is not None and run.claim.held is not None and run.claim.held.event is event:
+        held = None if run is None or run.claim.held is None else run.claim.held.event
+        if self._held_event is not None and self._held_event is not held:
+            # Stored by this event's append after all: it comes first.
+            earlier, self._held_event = self._held_event, None
+            await self._send_event(earlier)
+        if event is held:
             # Not stored yet (see `SessionClaim.defer_author`): sent once it is.
             self._held_event = event
             return

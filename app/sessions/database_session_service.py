@@ -326,7 +326,7 @@ class DatabaseSessionService(CachedReadsSessionService):
             and run.defer_author == event.author
             and not run.pending
             and self._sql.claims_on_append
-            and event.is_final_response()
+            and _ends_turn(event)
         ):
             # Likely the run's last event: its end may ride on this write (`end_run`).
             run.held = _Held(session, event, row)
@@ -551,6 +551,16 @@ class DatabaseSessionService(CachedReadsSessionService):
             raise translated from exc
         finally:
             metrics.store_call(operation, time.perf_counter() - started)
+
+
+def _ends_turn(event: Event) -> bool:
+    """A plain final answer: no calls, no responses (a long-running call is final too, but
+    its invocation goes on with the client's answer)."""
+    return (
+        event.is_final_response()
+        and not event.get_function_calls()
+        and not event.get_function_responses()
+    )
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,10 @@ class SessionClaim:
     create_time: float | None = None
     """When the run's row was created (set with `fence`)."""
     defer_author: str | None = None
-    """Hold back the store's write of a final response by this author (the root agent) until
-    the run appends again or ends, so that the run's end rides on that write (see
-    `DatabaseSessionService.end_run`). The event is applied to the session in memory at once."""
+    """Hold back the store's write of a plain final answer by this author (the root LlmAgent,
+    whose run ends with it) until the run appends again or ends, so that the run's end rides
+    on that write (see `DatabaseSessionService.end_run`). The event is applied to the run's
+    session at once; the caller sends it to its client only once it is stored."""
     held: Any = None
     """The write held back, if any (the session store's own record)."""
 
