@@ -384,7 +384,7 @@ class RunManager:
             return  # never took its session: there is no row to end, and nothing was stored
         seq = last_seq if last_seq is not None else run.last_seq
         signal = ("end", *run.key, run.invocation_id)
-        announce = self.notifier.inline(signal) if self.store.announces_inline else None
+        announce = self.notifier.inline_end() if self.store.announces_inline else None
         held = run.claim.held is not None
         try:
             await self.store.finish(

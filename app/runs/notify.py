@@ -52,8 +52,9 @@ class RunNotifier(abc.ABC):
     def publish(self, signal: Signal) -> None:
         """Send a signal; never blocks (delivery is asynchronous, in order)."""
 
-    def inline(self, signal: Signal) -> tuple[str, str] | None:
-        """Return (channel, payload) for a store to send `signal` with its own statement."""
+    def inline_end(self) -> tuple[str, str] | None:
+        """Return (channel, origin) for a store to announce a run's end with its own statement
+        (the statement builds the payload, `[origin, "end", app, user, session, invocation]`)."""
         return None
 
     async def close(self) -> None:
@@ -92,9 +93,9 @@ class PostgresNotifier(RunNotifier):
             async with asyncio.timeout(5):
                 await self._connected.wait()
 
-    def inline(self, signal: Signal) -> tuple[str, str] | None:
-        """See `RunNotifier.inline`."""
-        return CHANNEL, json.dumps([self._origin, *signal])
+    def inline_end(self) -> tuple[str, str] | None:
+        """See `RunNotifier.inline_end`."""
+        return CHANNEL, self._origin
 
     def publish(self, signal: Signal) -> None:
         """See `RunNotifier.publish`."""

@@ -70,7 +70,8 @@ RETURNING 1
 """
 
 # $5 status, $6 end time, $7 error JSON, $8 last seq (NULL: keep), $9 fence; with `announce`,
-# $10 the channel and $11 the payload of a NOTIFY sent in the same statement when it ended the
+# $10 the channel and $11 the origin of a NOTIFY (the payload `[origin, "end", app, user,
+# session, invocation]` is built here, as `PostgresNotifier` would) sent when it ended the
 # run and either $12 (watched from another replica) or the session has queued runs: a NOTIFY
 # wakes every replica's listener, and most runs end with nobody waiting. A run queued after
 # this statement's snapshot is not seen here; it then tries to take the session itself, two
@@ -90,7 +91,7 @@ _PG_FINISH = _PG_FINISH_UPDATE + "SELECT count(*) FROM u"
 _PG_FINISH_ANNOUNCED = (
     _PG_FINISH_UPDATE
     + """SELECT (SELECT count(*) FROM u),
-       (SELECT pg_notify($10, $11) FROM u
+       (SELECT pg_notify($10, json_build_array($11::text, 'end', $1, $2, $3, $4)::text) FROM u
          WHERE $12::bool OR EXISTS (
            SELECT 1 FROM runs q
             WHERE q.app_name = $1 AND q.user_id = $2 AND q.session_id = $3

@@ -26,7 +26,7 @@ class RunStore(abc.ABC):
     """The runs of every session; methods are atomic on their own."""
 
     announces_inline: bool = False
-    """Whether `finish(announce=...)` sends the notification in the same statement."""
+    """Whether `finish(announce=...)` sends the end's notification in the same statement."""
 
     claims_on_append: bool = False
     """Whether the session store can take a run's session with the run's first append, as
@@ -71,7 +71,7 @@ class RunStore(abc.ABC):
     ) -> bool:
         """Record the end of a run that still holds the session; False if it did not.
 
-        `announce` is a (channel, payload) notification to send along when the store
+        `announce` is the (channel, origin) of a notification to send along when the store
         `announces_inline`: always when the run is `watched` from another replica, else only
         when the session has queued runs (whose waiters may be anywhere). The last event
         `claim` holds back, if any, is stored by the same statement.

@@ -102,8 +102,8 @@ class RunEnding:
     end_time: float
     error_json: str | None
     announce: tuple[str, str] | None
-    """(channel, payload) of a NOTIFY sent along when `watched` or the session has queued
-    runs (see `app.runs.sql_store`)."""
+    """(channel, origin) of a NOTIFY of the end sent along when `watched` or the session has
+    queued runs (see `app.runs.sql_store`)."""
     watched: bool
 
 
@@ -126,9 +126,6 @@ class NewEvent:
     claim: SessionClaim | None = None
     """When set (stores with `claims_on_append`), the append also takes the session for the
     claim's run, and fills in the claim's fencing token."""
-    ending: RunEnding | None = None
-    """When set (a fenced append, stores with `claims_on_append`), the append also ends the
-    run that holds the session with `fence`."""
 
     def params(self) -> dict[str, Any]:
         """Bind parameters shared by both dialects' append statements."""
@@ -186,9 +183,10 @@ class SessionSql(abc.ABC):
             RunInProgressError: with `event.claim`, another run holds the session.
         """
 
-    async def append_and_end(self, event: NewEvent) -> tuple[float, bool] | None:
-        """`append` with `event.ending` (stores with `claims_on_append`): also end the run;
-        return (create_time, whether the run was ended), or None when nothing was written."""
+    async def append_and_end(self, event: NewEvent, ending: RunEnding) -> tuple[float, bool] | None:
+        """`append` that also ends the run holding the session with `event.fence` (stores
+        with `claims_on_append`); return (create_time, whether the run was ended), or None
+        when nothing was written."""
         raise TypeError("this session store cannot end a run with an append")
 
     @abc.abstractmethod
@@ -364,8 +362,8 @@ class PostgresSql(SessionSql):
         row = await self._append_row(event)
         return None if row is None else float(row[0])
 
-    async def _append_row(self, event: NewEvent) -> Any:
-        claim, ending = event.claim, event.ending
+    async def _append_row(self, event: NewEvent, ending: RunEnding | None = None) -> Any:
+        claim = event.claim
         flags = (
             bool(event.session_delta),
             bool(event.app_delta),
@@ -409,11 +407,10 @@ class PostgresSql(SessionSql):
             claim.fence, claim.create_time = row[1], row[2]
         return row
 
-    async def append_and_end(self, event: NewEvent) -> tuple[float, bool] | None:
-        """`append` with `event.ending`: also end the run; return (create_time, whether the
-        run was ended), or None when nothing was written."""
-        assert event.ending is not None and event.fence is not None
-        row = await self._append_row(event)
+    async def append_and_end(self, event: NewEvent, ending: RunEnding) -> tuple[float, bool] | None:
+        """See `SessionSql.append_and_end`: one statement."""
+        assert event.fence is not None
+        row = await self._append_row(event, ending)
         return None if row is None else (float(row[0]), bool(row[1]))
 
     async def list_events(
@@ -775,7 +772,9 @@ def _pg_append_statement(
         )
         selected.append("(SELECT count(*) FROM x)")
         if ending == 2:
-            channel, payload, watched = (next(params) for _ in range(3))
+            channel, origin, watched = (next(params) for _ in range(3))
+            ids = f"$1::text, $2::text, $3::text, {inv}::text"
+            payload = f"json_build_array({origin}::text, 'end', {ids})"
             selected.append(
                 f"""(SELECT pg_notify({channel}::text, {payload}::text) FROM x
      WHERE {watched}::bool OR EXISTS (

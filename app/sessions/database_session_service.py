@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -364,8 +364,7 @@ class DatabaseSessionService(CachedReadsSessionService):
             announce=announce,
             watched=watched,
         )
-        row = replace(held.row, ending=ending)
-        ended = await self._store(held.session, held.event, row, None, applied=True)
+        ended = await self._store(held.session, held.event, held.row, None, ending=ending)
         claim.held = None
         return ended
 
@@ -382,21 +381,24 @@ class DatabaseSessionService(CachedReadsSessionService):
         previous_seq: int | None,
         *,
         applied: bool = False,
+        ending: RunEnding | None = None,
     ) -> bool:
-        """Write `row` (for `event`, already numbered); return whether it ended its run.
+        """Write `row` (for `event`, already numbered), and with `ending` the end of its run;
+        return whether it ended the run.
 
         A held event was `applied` to the session when appended: it keeps its seq on failure.
         """
+        applied = applied or ending is not None
         key = row.key
         current: tuple[int, int] | None = None
         result: tuple[float, bool] | None
         try:
             async with self._database("append_event"):
-                if row.ending is None:
+                if ending is None:
                     create_time = await self._sql.append(row)
                     result = None if create_time is None else (create_time, False)
                 else:
-                    result = await self._sql.append_and_end(row)
+                    result = await self._sql.append_and_end(row, ending)
                 if result is None:
                     current = await self._sql.current_seq(key)
         except BaseException:
