@@ -108,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         "Postgres and the load generator on the other CPUs: without it the server's CPU per "
         "run moves by 15%% with what shares its core",
     )
+    parser.add_argument(
+        "--code",
+        type=Path,
+        help="serve the code of another checkout (say a `git worktree` of an older revision), "
+        "on a database its own migrations create: for A/B runs (benchmarks/revision_ab.py)",
+    )
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIR, help="where raw results go"
+    )
     parser.add_argument("--py-spy", type=Path, help="record a py-spy raw profile of the server")
     parser.add_argument("--render", type=Path, help="only re-render a loadgen JSON result")
     parser.add_argument(
@@ -141,13 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     server: subprocess.Popen[bytes] | None = None
     sink = _observability_env(args.observability)
     try:
-        url = asyncio.run(_create_database(cluster))
+        url = asyncio.run(_create_database(cluster, migrate=args.code is None))
+        if args.code is not None:
+            _migrate_with(args.code, url)
         port = free_port()
-        log_path = RESULTS_DIR / f"{args.label}-server.log"
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        log_path = args.results_dir / f"{args.label}-server.log"
+        args.results_dir.mkdir(parents=True, exist_ok=True)
         server = _start_server(url, port, args, log_path)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = RESULTS_DIR / f"{args.label}-{stamp}.json"
+        out = args.results_dir / f"{args.label}-{stamp}.json"
         command = _loadgen_command(
             ["--profile-file", str(PROFILE)], port, server.pid, cluster, args, args.label, out
         )
@@ -247,7 +258,7 @@ def _measure_adk(cluster: PostgresCluster, args: argparse.Namespace, stamp: str)
         "UVICORN_LOOP": args.loop,
         "UVICORN_HTTP": args.http.removeprefix("uvicorn-"),
     }
-    log_path = RESULTS_DIR / "adk-server.log"
+    log_path = args.results_dir / "adk-server.log"
     with log_path.open("wb") as log:
         adk = subprocess.Popen(
             [str(args.adk_python), str(BENCH_DIR / "serve_adk.py")],
@@ -259,7 +270,7 @@ def _measure_adk(cluster: PostgresCluster, args: argparse.Namespace, stamp: str)
         )
     try:
         _wait_healthy(adk, port, "/health", log_path)
-        out = RESULTS_DIR / f"adk-{stamp}.json"
+        out = args.results_dir / f"adk-{stamp}.json"
         subprocess.run(
             _loadgen_command(["--profile", "adk"], port, adk.pid, cluster, args, "adk", out),
             check=True,
@@ -320,6 +331,28 @@ async def _create_database(
     return url
 
 
+def _code_env(code: Path | None) -> dict[str, str]:
+    """The environment that makes `app` the package of checkout `code` (None: this one)."""
+    if code is None:
+        return {}
+    return {"PYTHONPATH": str(code.resolve())}
+
+
+def _migrate_with(code: Path, url: str) -> None:
+    """Create the schema with the migrations of checkout `code` (its code expects them)."""
+    script = (
+        "import asyncio, sys\n"
+        "from app.sessions.migration import upgrade\n"
+        "asyncio.run(upgrade(sys.argv[1]))\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, url],
+        cwd=code,
+        env={**os.environ, **_code_env(code)},
+        check=True,
+    )
+
+
 def _on_server_cpu() -> None:
     """In the server's child process, before exec: run on SERVER_CPU only."""
     os.sched_setaffinity(0, {SERVER_CPU})
@@ -332,6 +365,7 @@ def _start_server(
         **os.environ,
         "AGENT_SERVICE_DATABASE_URL": url,
         "AGENT_SERVICE_AGENTS_DIR": str(AGENTS),
+        **_code_env(args.code),
         "AGENT_SERVICE_LOG_LEVEL": "warning",
     }
     command = [
@@ -356,7 +390,7 @@ def _start_server(
     with log_path.open("wb") as log:
         server = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=args.code or ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
