@@ -77,11 +77,3 @@ def current_claim() -> SessionClaim | None:
     """Return this context's claim (pending or taken), if the context has one."""
     token = _fence.get()
     return token if isinstance(token, SessionClaim) else None
-
-
-def pending_claim() -> SessionClaim | None:
-    """Return this context's claim if the session is still to be taken, else None."""
-    token = _fence.get()
-    if isinstance(token, SessionClaim) and token.pending:
-        return token
-    return None
