@@ -85,7 +85,7 @@ def _measure(args: argparse.Namespace, code: Path | None, results_dir: Path) -> 
     if code is not None:
         command += ["--code", str(code)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=os.environ.copy())
-    [out] = [p for p in results_dir.glob("ours-*.json")]
+    [out] = results_dir.glob("ours-*.json")
     return dict(json.loads(out.read_text()))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import itertools
 import logging
 import time
@@ -230,8 +231,12 @@ class RunManager:
     def _claim(self, invocation_id: str) -> SessionClaim:
         return SessionClaim(invocation_id, self.replica_id, self.lease_seconds)
 
-    def _register(self, key: SessionKey, claim: SessionClaim, *, live: bool) -> ActiveRun:
-        run = ActiveRun(key, claim.invocation_id, claim, task=asyncio.current_task(), live=live)
+    def _register(
+        self, key: SessionKey, claim: SessionClaim, *, live: bool, driven: bool = True
+    ) -> ActiveRun:
+        """Make `claim`'s run one of this replica's (`driven`: by the current task)."""
+        task = asyncio.current_task() if driven else None
+        run = ActiveRun(key, claim.invocation_id, claim, task=task, live=live)
         if self._watched:
             run.remote_watchers = self._watched.pop(claim.invocation_id, None) is not None
         self._local[claim.invocation_id] = run
@@ -680,28 +685,21 @@ class RunManager:
                     exc.code,
                 )
             assert run.fence is not None  # only runs that took their session are kept
+            finish = functools.partial(
+                self.store.finish,
+                run.key,
+                run.invocation_id,
+                fence=run.fence,
+                status=status,
+                last_seq=run.last_seq,
+                error=error,
+            )
             try:
-                await self.store.finish(
-                    run.key,
-                    run.invocation_id,
-                    fence=run.fence,
-                    status=status,
-                    last_seq=run.last_seq,
-                    error=error,
-                    claim=run.claim,
-                )
-            except AgentServiceError as exc:
-                if isinstance(exc, DatabaseUnavailableError):
-                    raise  # kept for the next sweep
-                # Its held last event was refused (sealed meanwhile): end it without.
-                await self.store.finish(
-                    run.key,
-                    run.invocation_id,
-                    fence=run.fence,
-                    status=status,
-                    last_seq=run.last_seq,
-                    error=error,
-                )
+                await finish(claim=run.claim)
+            except DatabaseUnavailableError:
+                raise  # kept for the next sweep
+            except AgentServiceError:
+                await finish()  # its held last event was refused (sealed meanwhile): without it
             self._unsealed.pop(0)
             self._announce_end(run.key, run.invocation_id)
         for record in await self.store.expired(time.time()):
@@ -725,8 +723,8 @@ class RunManager:
         )
         claim = self._claim(record.invocation_id)
         claim.fence = fence
-        run = self._register(record.key, claim, live=False)
-        run.task, run.last_seq = None, record.last_seq
+        run = self._register(record.key, claim, live=False, driven=False)
+        run.last_seq = record.last_seq
         # Its followers and waiters asked the dead owner: announce the end to every replica.
         run.remote_watchers = True
         try:

@@ -28,6 +28,7 @@ from app.runs.record import RunRecord, RunStatus, SessionKey, decode_json
 from app.runs.store import Cursor, RunStore
 from app.sessions import DatabaseSessionService
 from app.sessions._engine import create_engine, transaction_engine
+from app.sessions._sql import pg_notify_run_end
 from app.sessions.fence import SessionClaim
 
 _RUNNING = RunStatus.RUNNING.value
@@ -70,10 +71,9 @@ RETURNING 1
 """
 
 # $5 status, $6 end time, $7 error JSON, $8 last seq (NULL: keep), $9 fence; with `announce`,
-# $10 the channel and $11 the origin of a NOTIFY (the payload `[origin, "end", app, user,
-# session, invocation]` is built here, as `PostgresNotifier` would) sent when it ended the
-# run and either $12 (watched from another replica) or the session has queued runs: a NOTIFY
-# wakes every replica's listener, and most runs end with nobody waiting. A run queued after
+# $10 the channel and $11 the origin of a NOTIFY sent when it ended the run and either $12
+# (watched from another replica) or the session has queued runs (`pg_notify_run_end`): a
+# NOTIFY wakes every replica's listener, and most runs end with nobody waiting. A run queued after
 # this statement's snapshot is not seen here; it then tries to take the session itself, two
 # round trips after enqueueing, so (but for a stall of microseconds at the wrong moment) after
 # this statement locked the run's row: it waits for the lock and finds the session free. In
@@ -90,12 +90,8 @@ WITH u AS (
 _PG_FINISH = _PG_FINISH_UPDATE + "SELECT count(*) FROM u"
 _PG_FINISH_ANNOUNCED = (
     _PG_FINISH_UPDATE
-    + """SELECT (SELECT count(*) FROM u),
-       (SELECT pg_notify($10, json_build_array($11::text, 'end', $1, $2, $3, $4)::text) FROM u
-         WHERE $12::bool OR EXISTS (
-           SELECT 1 FROM runs q
-            WHERE q.app_name = $1 AND q.user_id = $2 AND q.session_id = $3
-              AND q.status = 'queued'))"""
+    + "SELECT (SELECT count(*) FROM u), "
+    + pg_notify_run_end("u", "$10", "$11", "$4", "$12")
 )
 
 _PG_SEAL_FENCE = sa.text(
@@ -292,19 +288,18 @@ class SqlRunStore(RunStore):
         """See `RunStore.finish`."""
         if claim is not None and claim.held is not None:
             try:
-                ended = await self._service.end_run(
+                return await self._service.end_run(
                     claim,
                     status=status.value,
                     error_json=None if error is None else json.dumps(error),
-                    announce=announce if self._postgres else None,
+                    announce=announce,
                     watched=watched,
                 )
-            except AgentServiceError as exc:
-                if not isinstance(exc, DatabaseUnavailableError):
-                    claim.held = None  # refused for good: the run ends without it
+            except DatabaseUnavailableError:
+                raise  # still held: stored with the end once the database answers
+            except AgentServiceError:
+                claim.held = None  # refused for good: the run ends without it
                 raise
-            if ended is not None:
-                return ended
         if self._postgres:
             args: list[Any] = [*key, invocation_id, status.value, time.time()]
             args += [None if error is None else json.dumps(error), last_seq, fence]

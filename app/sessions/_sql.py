@@ -773,15 +773,7 @@ def _pg_append_statement(
         selected.append("(SELECT count(*) FROM x)")
         if ending == 2:
             channel, origin, watched = (next(params) for _ in range(3))
-            ids = f"$1::text, $2::text, $3::text, {inv}::text"
-            payload = f"json_build_array({origin}::text, 'end', {ids})"
-            selected.append(
-                f"""(SELECT pg_notify({channel}::text, {payload}::text) FROM x
-     WHERE {watched}::bool OR EXISTS (
-       SELECT 1 FROM runs q
-        WHERE q.app_name = $1 AND q.user_id = $2 AND q.session_id = $3
-          AND q.status = 'queued'))"""
-            )
+            selected.append(pg_notify_run_end("x", channel, origin, inv, watched))
     if claim:
         inv, owner, lease, now = (next(params) for _ in range(4))
         ctes.append(
@@ -797,6 +789,23 @@ def _pg_append_statement(
         selected += ["r.fence", "r.create_time"]
     source = "s, r" if claim else "s"
     return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(selected)} FROM {source}"
+
+
+def pg_notify_run_end(ended: str, channel: str, origin: str, inv: str, watched: str) -> str:
+    """A scalar subquery that announces a run's end when another replica may wait for it.
+
+    `ended` names a CTE with a row when the statement ended the run; the others are
+    parameters (`$n`): the channel, the notifier's origin, the invocation id (the session's
+    key being $1-$3) and whether the run is watched from another replica. Without a watcher,
+    only the session's queued runs (whose waiters may be on any replica) need the NOTIFY. The
+    payload is `PostgresNotifier`'s: `[origin, "end", app, user, session, invocation]`.
+    """
+    payload = f"json_build_array({origin}::text, 'end', $1::text, $2::text, $3::text, {inv}::text)"
+    return f"""(SELECT pg_notify({channel}::text, {payload}::text) FROM {ended}
+     WHERE {watched}::bool OR EXISTS (
+       SELECT 1 FROM runs q
+        WHERE q.app_name = $1 AND q.user_id = $2 AND q.session_id = $3
+          AND q.status = 'queued'))"""
 
 
 def _pg_create_statement(app_delta: bool, user_delta: bool) -> str:

@@ -344,18 +344,16 @@ class DatabaseSessionService(CachedReadsSessionService):
         error_json: str | None,
         announce: tuple[str, str] | None,
         watched: bool,
-    ) -> bool | None:
+    ) -> bool:
         """Store the run's held event (`SessionClaim.defer_author`) and the run's end in one
-        statement; return whether the run was ended, or None when nothing was held.
+        statement; return whether the run was ended.
 
         Raises:
             RunLostError: the run no longer holds the session (nothing was stored).
             StaleSessionError: another writer changed the session (nothing was stored).
             DatabaseUnavailableError: the event stays held, for a later try.
         """
-        held: _Held | None = claim.held
-        if held is None:
-            return None
+        held: _Held = claim.held
         ending = RunEnding(
             invocation_id=claim.invocation_id,
             status=status,
@@ -364,7 +362,9 @@ class DatabaseSessionService(CachedReadsSessionService):
             announce=announce,
             watched=watched,
         )
-        ended = await self._store(held.session, held.event, held.row, None, ending=ending)
+        ended = await self._store(
+            held.session, held.event, held.row, None, applied=True, ending=ending
+        )
         claim.held = None
         return ended
 
@@ -388,7 +388,6 @@ class DatabaseSessionService(CachedReadsSessionService):
 
         A held event was `applied` to the session when appended: it keeps its seq on failure.
         """
-        applied = applied or ending is not None
         key = row.key
         current: tuple[int, int] | None = None
         result: tuple[float, bool] | None

@@ -16,9 +16,16 @@ from app.agents import LlmAgent
 from app.errors import RunInProgressError, RunLostError
 from app.events import Event
 from app.runners import Runner
-from app.runs import LocalNotifier, MultitaskStrategy, RunManager, RunStatus, SqlRunStore
+from app.runs import (
+    ActiveRun,
+    LocalNotifier,
+    MultitaskStrategy,
+    RunManager,
+    RunStatus,
+    SqlRunStore,
+)
 from app.runs.notify import CHANNEL, PostgresNotifier
-from app.sessions import DatabaseSessionService
+from app.sessions import DatabaseSessionService, Session
 from app.sessions.fence import SessionClaim, current_fence, fenced
 from app.testing import ScriptedModel
 from tests.conftest import asyncpg_dsn
@@ -239,15 +246,24 @@ async def _stored_seqs(service: DatabaseSessionService) -> list[int]:
         return [row[0] for row in rows.all()]
 
 
-async def test_the_last_event_and_the_run_end_are_one_write(
+async def _answered(
     manager: RunManager, service: DatabaseSessionService
-) -> None:
+) -> tuple[ActiveRun, Session, Event]:
+    """A run of the root agent "agent" that stored the user's message and answered (held)."""
     session = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
+    assert session is not None
     run = await manager.begin(KEY, "e-1", on_first_append=True)
     run.claim.defer_author = "agent"
     with fenced(run.claim):
         await service.append_event(session, _user("e-1"))
         answer = await service.append_event(session, _answer("e-1"))
+    return run, session, answer
+
+
+async def test_the_last_event_and_the_run_end_are_one_write(
+    manager: RunManager, service: DatabaseSessionService
+) -> None:
+    run, session, answer = await _answered(manager, service)
     # Applied to the run's session, numbered, but held back until the run ends.
     assert answer.seq == 2 and session.events[-1] is answer and session.last_seq == 2
     assert run.claim.held is not None
@@ -263,13 +279,9 @@ async def test_the_last_event_and_the_run_end_are_one_write(
 async def test_a_held_event_is_written_before_the_next_one(
     manager: RunManager, service: DatabaseSessionService
 ) -> None:
-    session = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
-    run = await manager.begin(KEY, "e-1", on_first_append=True)
-    run.claim.defer_author = "agent"
+    run, session, _ = await _answered(manager, service)
+    assert await _stored_seqs(service) == [1]
     with fenced(run.claim):
-        await service.append_event(session, _user("e-1"))
-        await service.append_event(session, _answer("e-1", "first"))
-        assert await _stored_seqs(service) == [1]
         # Not the last one after all (a callback added another): both stored, in order.
         await service.append_event(session, Event(invocation_id="e-1", author="other"))
     assert await _stored_seqs(service) == [1, 2, 3]
@@ -283,12 +295,7 @@ async def test_a_held_event_is_written_before_the_next_one(
 async def test_a_held_event_refused_at_the_end_is_dropped(
     manager: RunManager, service: DatabaseSessionService
 ) -> None:
-    session = await service.get_session(app_name=APP, user_id=USER, session_id=SID)
-    run = await manager.begin(KEY, "e-1", on_first_append=True)
-    run.claim.defer_author = "agent"
-    with fenced(run.claim):
-        await service.append_event(session, _user("e-1"))
-        await service.append_event(session, _answer("e-1"))
+    run, _, _ = await _answered(manager, service)
     # Another replica sealed the run meanwhile (it took the session with a new token).
     [record] = await manager.list_runs(KEY, status=RunStatus.RUNNING, limit=1, before=None)
     async with service.engine.begin() as conn:
